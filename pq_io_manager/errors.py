@@ -1,0 +1,37 @@
+"""Exceptions raised by pq_io_manager.
+
+Every error names what failed, why, and how to fix it. Missing data raises
+`MissingPartitionError`, which is also a `FileNotFoundError`.
+"""
+
+
+class PqIOManagerError(Exception):
+    """Base class of every error raised by pq_io_manager."""
+
+
+class ConfigurationError(PqIOManagerError):
+    """The IO manager or an asset is configured in a way that cannot work."""
+
+
+class CredentialsError(PqIOManagerError):
+    """No usable S3 credentials could be resolved."""
+
+
+class PartitionValueError(PqIOManagerError):
+    """An output's partition columns disagree with the partition being written."""
+
+
+class SchemaConflictError(PqIOManagerError):
+    """An output's schema conflicts with the partitions already stored."""
+
+
+class WriteError(PqIOManagerError):
+    """Writing or publishing a Parquet file failed; the previous version is untouched."""
+
+
+class ReadError(PqIOManagerError):
+    """Reading stored Parquet data failed."""
+
+
+class MissingPartitionError(PqIOManagerError, FileNotFoundError):
+    """A requested partition has never been written (or was deleted)."""

@@ -1,0 +1,217 @@
+"""Reading and writing one asset's hive dataset with polars: stage, publish, clean, scan.
+
+Every file is written to a staging location outside the asset and only then published
+atomically (rename or server-side copy), because polars commits truncated files when a query
+fails mid-stream. No Dagster import.
+"""
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import polars as pl
+
+from pq_io_manager.errors import (
+    MissingPartitionError,
+    PartitionValueError,
+    ReadError,
+    SchemaConflictError,
+    WriteError,
+)
+from pq_io_manager.frames import MISMATCH_SENTINEL, Frame
+from pq_io_manager.layout import (
+    PartitionColumn,
+    parse_partition_path,
+    partition_file,
+    staging_uri,
+)
+from pq_io_manager.stores import LocalStore, Store
+
+# Parquet key-value metadata naming the partition columns' types, so that readers can restore
+# the types of `partition_by` split columns, which hive paths only hold as text.
+PARTITION_TYPES_KEY = "pq_io_manager.partition_types"
+_EXISTENCE_CHECK_THREADS = 16
+_MESSAGE_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """What one published file holds."""
+
+    uri: str
+    columns: tuple[PartitionColumn, ...]
+    row_count: int
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One asset's directory of hive partitions on a store."""
+
+    store: Store
+    base_path: str
+    root: str
+
+    def file_for(self, columns: Sequence[PartitionColumn]) -> str:
+        """The data file of the partition with these column values."""
+        return partition_file(self.root, columns)
+
+    def write(self, columns: tuple[PartitionColumn, ...], frame: Frame, where: str) -> WrittenFile:
+        """Stage, publish and return one partition's file; on failure nothing changes."""
+        final = self.file_for(columns)
+        staged = staging_uri(self.base_path, uuid.uuid4().hex)
+        metadata = {PARTITION_TYPES_KEY: json.dumps({c.name: str(c.dtype) for c in columns})}
+        try:
+            row_count = self._write_staged(frame, staged, metadata)
+            self.store.publish(staged, final)
+        except BaseException as error:  # also on KeyboardInterrupt: never leave staging behind
+            self._discard(staged)
+            raise _write_error(error, where, final) from error
+        return WrittenFile(final, columns, row_count, self.store.size(final))
+
+    def remove_except(self, keep: set[str], directory: str | None = None) -> list[str]:
+        """Delete every file below `directory` (default: the whole asset) not in `keep`."""
+        if directory is None:
+            stale = [uri for uri in self.store.list_files(self.root) if uri not in keep]
+        else:
+            listed = self.store.list_files(directory, recursive=False)
+            stale = [uri for uri in listed if uri not in keep]
+        self.store.delete(stale)
+        return stale
+
+    def check_schema(self, schema: pl.Schema, replacing: str, where: str) -> None:
+        """Refuse a schema whose shared columns differ in type from a stored partition's."""
+        stored = next(
+            (uri for uri in self.store.list_files(self.root, limit=4) if uri != replacing), None
+        )
+        if stored is None:
+            return
+        stored_schema = self._read_schema(stored)
+        for name, dtype in schema.items():
+            if name in stored_schema and stored_schema[name] != dtype:
+                raise SchemaConflictError(
+                    f"{where}: column {name!r} is {dtype} in this output but "
+                    f"{stored_schema[name]} in the stored partition {stored}; one dataset needs "
+                    f"one type per column. Cast it to {stored_schema[name]}, or re-materialize "
+                    "every partition with the new type (after deleting the asset's directory)."
+                )
+
+    def find_files(
+        self, targets: Mapping[str, tuple[PartitionColumn, ...]], allow_missing: bool, where: str
+    ) -> dict[str, str]:
+        """Map each partition key to its file; a missing one raises unless `allow_missing`."""
+        uris = {key: self.file_for(columns) for key, columns in targets.items()}
+        existing = self._existing(list(uris.values()))
+        missing = [key for key, uri in uris.items() if uri not in existing]
+        if missing and not allow_missing:
+            key = missing[0]
+            raise MissingPartitionError(
+                f"{where}: partition {key!r} has no data at {uris[key]} "
+                f"({len(missing)} of {len(uris)} requested partitions are missing). "
+                "Materialize it first, or set allow_missing_partitions=True in the input's "
+                "metadata to skip missing partitions."
+            )
+        return {key: uri for key, uri in uris.items() if key not in missing}
+
+    def split_files(
+        self, names: Sequence[str], where: str
+    ) -> list[tuple[str, tuple[PartitionColumn, ...]]]:
+        """Every file of an asset split by `names`, with typed column values."""
+        uris = self.store.list_files(self.root)
+        if not uris:
+            raise MissingPartitionError(
+                f"{where}: no data below {self.root}. Materialize the upstream asset first."
+            )
+        recorded = self._partition_types(uris[0])
+        dtypes = {name: recorded.get(name, pl.String()) for name in names}
+        prefix = self.root + "/"
+        parsed = ((uri, parse_partition_path(uri[len(prefix) :], dtypes)) for uri in uris)
+        return [(uri, columns) for uri, columns in parsed if columns is not None]
+
+    def _partition_types(self, uri: str) -> dict[str, pl.DataType]:
+        try:
+            metadata = pl.read_parquet_metadata(uri, **self.store.polars_options())
+        except Exception as error:
+            raise ReadError(
+                f"reading the Parquet footer of {uri} failed: {_brief(error)}"
+            ) from error
+        recorded = json.loads(metadata.get(PARTITION_TYPES_KEY, "{}"))
+        return {name: _parse_dtype(text) for name, text in recorded.items()}
+
+    def scan(self, files: Sequence[tuple[str, tuple[PartitionColumn, ...]]]) -> pl.LazyFrame:
+        """One lazy frame over the files, partition columns restored with their types."""
+        options = self.store.polars_options()
+        frames = [
+            pl.scan_parquet(uri, hive_partitioning=False, **options).with_columns(
+                pl.lit(column.value, dtype=column.dtype).alias(column.name) for column in columns
+            )
+            for uri, columns in files
+        ]
+        if len(frames) == 1:
+            return frames[0]
+        # diagonal_relaxed: partitions written before a nullable column was added read as null
+        return pl.concat(frames, how="diagonal_relaxed")
+
+    def _write_staged(self, frame: Frame, staged: str, metadata: dict[str, str]) -> int:
+        if isinstance(self.store, LocalStore):
+            self.store.prepare(staged)
+        options = self.store.polars_options()
+        if isinstance(frame, pl.DataFrame):
+            frame.write_parquet(staged, metadata=metadata, **options)
+            return frame.height
+        frame.sink_parquet(staged, metadata=metadata, **options)
+        counted = pl.scan_parquet(staged, **options).select(pl.len()).collect()
+        return int(counted.item())
+
+    def _read_schema(self, uri: str) -> pl.Schema:
+        try:
+            return pl.scan_parquet(uri, **self.store.polars_options()).collect_schema()
+        except Exception as error:
+            raise ReadError(f"reading the schema of {uri} failed: {_brief(error)}") from error
+
+    def _existing(self, uris: list[str]) -> set[str]:
+        if len(uris) > _EXISTENCE_CHECK_THREADS * 2:
+            # Many partitions (e.g. all of them): one listing beats one HEAD request each.
+            return set(uris) & set(self.store.list_files(self.root))
+        with ThreadPoolExecutor(_EXISTENCE_CHECK_THREADS) as pool:
+            flags = list(pool.map(self.store.exists, uris))
+        return {uri for uri, flag in zip(uris, flags, strict=True) if flag}
+
+    def _discard(self, staged: str) -> None:
+        try:
+            self.store.discard(staged)
+        except Exception:  # the original error matters more; staging is swept by age later
+            return
+
+
+def _write_error(error: BaseException, where: str, final: str) -> BaseException:
+    if not isinstance(error, Exception):
+        return error
+    if MISMATCH_SENTINEL in str(error):
+        return PartitionValueError(
+            f"{where}: a row's partition column does not match the partition key "
+            f"({_brief(error)}); nothing was written to {final}. Every row must carry the "
+            "partition key, or drop the column and it is added for you."
+        )
+    return WriteError(
+        f"{where}: writing {final} failed ({_brief(error)}); nothing was published and the "
+        "previous version, if any, is untouched. Fix the cause and re-run the materialization."
+    )
+
+
+def _brief(error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}".strip()
+    return text if len(text) <= _MESSAGE_LIMIT else text[:_MESSAGE_LIMIT] + "..."
+
+
+def _parse_dtype(text: str) -> pl.DataType:
+    if text.startswith("Datetime"):
+        unit = "ms" if "'ms'" in text else "ns" if "'ns'" in text else "us"
+        zone = text.split("time_zone=")[-1].rstrip(")").strip("'")
+        return pl.Datetime(unit, None if zone == "None" else zone)  # type: ignore[arg-type]
+    dtype = getattr(pl, text, None)
+    if dtype is None:
+        return pl.String()
+    return dtype() if isinstance(dtype, type) else dtype  # type: ignore[no-any-return]

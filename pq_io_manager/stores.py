@@ -1,0 +1,210 @@
+"""Object-level operations on the two kinds of store: a local directory and an S3 bucket.
+
+polars moves the bytes; these classes do what polars cannot (publish, delete, list, abort).
+No Dagster import.
+"""
+
+import os
+import posixpath
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pq_io_manager.credentials import S3Connection
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_DELETE_BATCH = 1000
+
+
+class Store(Protocol):
+    """What the storage layer needs from a local directory or an S3 bucket."""
+
+    def polars_options(self) -> dict[str, Any]:
+        """Keyword arguments that give polars access to this store."""
+
+    def exists(self, uri: str) -> bool:
+        """Whether a file exists at `uri`."""
+
+    def size(self, uri: str) -> int:
+        """The size in bytes of the file at `uri`."""
+
+    def list_files(
+        self, directory: str, recursive: bool = True, limit: int | None = None
+    ) -> list[str]:
+        """Files below `directory` (URIs, sorted, at most `limit`); empty when it does not exist."""
+
+    def publish(self, staged: str, final: str) -> None:
+        """Atomically make the staged file visible at `final`, replacing what was there."""
+
+    def delete(self, uris: Iterable[str]) -> None:
+        """Delete files; missing ones are ignored."""
+
+    def discard(self, staged: str) -> None:
+        """Remove a staged file and anything half-uploaded for it."""
+
+
+class LocalStore:
+    """A directory on the local filesystem; publishing is an atomic rename."""
+
+    def __init__(self, base_path: str) -> None:
+        self.base_path = base_path
+
+    def polars_options(self) -> dict[str, Any]:
+        """Local paths need no storage options."""
+        return {}
+
+    def exists(self, uri: str) -> bool:
+        """Whether `uri` is an existing file."""
+        return os.path.isfile(uri)
+
+    def size(self, uri: str) -> int:
+        """File size from `stat`."""
+        return os.stat(uri).st_size
+
+    def list_files(
+        self, directory: str, recursive: bool = True, limit: int | None = None
+    ) -> list[str]:
+        """Files below `directory`, skipping nothing."""
+        found: list[str] = []
+        for current, directories, files in os.walk(directory):
+            directories.sort()
+            found.extend(posixpath.join(current, name) for name in sorted(files))
+            if not recursive or (limit is not None and len(found) >= limit):
+                break
+        return found[:limit]
+
+    def prepare(self, uri: str) -> None:
+        """Create the parent directory of `uri`."""
+        os.makedirs(posixpath.dirname(uri), exist_ok=True)
+
+    def publish(self, staged: str, final: str) -> None:
+        """`os.replace` is atomic on POSIX within one filesystem; fsync makes it durable."""
+        self.prepare(final)
+        _fsync(staged)
+        os.replace(staged, final)
+        _fsync(posixpath.dirname(final))
+
+    def delete(self, uris: Iterable[str]) -> None:
+        """Unlink files, then prune directories left empty."""
+        for uri in uris:
+            try:
+                os.remove(uri)
+            except FileNotFoundError:
+                continue
+            _remove_empty_parents(posixpath.dirname(uri), self.base_path)
+
+    def discard(self, staged: str) -> None:
+        """Remove a staged file if polars left one behind."""
+        self.delete([staged])
+
+
+class S3Store:
+    """An S3 bucket; publishing is a server-side copy, which S3 applies atomically."""
+
+    def __init__(self, connection: S3Connection) -> None:
+        self.connection = connection
+        self._client: S3Client | None = None
+        self._credential_provider = connection.credential_provider()
+
+    @property
+    def client(self) -> "S3Client":
+        """A boto3 client, created on first use."""
+        if self._client is None:
+            self._client = self.connection.client()
+        return self._client
+
+    def polars_options(self) -> dict[str, Any]:
+        """Region and endpoint as options; keys only through the credential provider."""
+        return {
+            "storage_options": self.connection.storage_options(),
+            "credential_provider": self._credential_provider,
+        }
+
+    def exists(self, uri: str) -> bool:
+        """HEAD the object; 404 means absent, any other error propagates."""
+        bucket, key = split_s3_uri(uri)
+        try:
+            self.client.head_object(Bucket=bucket, Key=key)
+        except self.client.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise
+        return True
+
+    def size(self, uri: str) -> int:
+        """ContentLength from a HEAD request."""
+        bucket, key = split_s3_uri(uri)
+        return int(self.client.head_object(Bucket=bucket, Key=key)["ContentLength"])
+
+    def list_files(
+        self, directory: str, recursive: bool = True, limit: int | None = None
+    ) -> list[str]:
+        """List keys below `directory/` (only this level when not recursive)."""
+        bucket, prefix = split_s3_uri(directory.rstrip("/") + "/")
+        arguments: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        if not recursive:
+            arguments["Delimiter"] = "/"
+        if limit is not None:
+            arguments["PaginationConfig"] = {"MaxItems": limit, "PageSize": limit}
+        keys: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(**arguments):
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+        return [f"s3://{bucket}/{key}" for key in keys]
+
+    def publish(self, staged: str, final: str) -> None:
+        """Copy server-side (multipart above 5 GB, still atomic), then drop the staged object."""
+        source_bucket, source_key = split_s3_uri(staged)
+        bucket, key = split_s3_uri(final)
+        self.client.copy({"Bucket": source_bucket, "Key": source_key}, bucket, key)
+        self.delete([staged])
+
+    def delete(self, uris: Iterable[str]) -> None:
+        """DeleteObjects in batches of 1000 per bucket; errors are raised, not ignored."""
+        by_bucket: dict[str, list[str]] = {}
+        for uri in uris:
+            bucket, key = split_s3_uri(uri)
+            by_bucket.setdefault(bucket, []).append(key)
+        for bucket, keys in by_bucket.items():
+            for start in range(0, len(keys), _DELETE_BATCH):
+                batch = [{"Key": key} for key in keys[start : start + _DELETE_BATCH]]
+                response = self.client.delete_objects(
+                    Bucket=bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+                if response.get("Errors"):
+                    failed = response["Errors"][0]
+                    raise OSError(f"deleting s3://{bucket}/{failed.get('Key')} failed: {failed}")
+
+    def discard(self, staged: str) -> None:
+        """Delete the staged object and abort multipart uploads polars left open for it."""
+        bucket, key = split_s3_uri(staged)
+        uploads = self.client.list_multipart_uploads(Bucket=bucket, Prefix=key)
+        for upload in uploads.get("Uploads", []):
+            self.client.abort_multipart_upload(
+                Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+            )
+        self.delete([staged])
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/key` into `(bucket, key)`."""
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return bucket, key
+
+
+def _fsync(path: str) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _remove_empty_parents(directory: str, base_path: str) -> None:
+    # Stops at the first non-empty directory and never removes base_path or anything above it.
+    while directory.startswith(base_path + "/"):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            return
+        directory = posixpath.dirname(directory)
