@@ -42,9 +42,12 @@ class S3Connection:
         """Whether the endpoint is plain HTTP (a local test server or a private gateway)."""
         return bool(self.endpoint_url and self.endpoint_url.startswith("http://"))
 
-    def storage_options(self) -> dict[str, str]:
+    def storage_options(self) -> dict[str, str | int]:
         """polars `storage_options`: never empty, never a secret."""
-        options = {"aws_region": self.region, "max_retries": str(self.max_attempts)}
+        options: dict[str, str | int] = {
+            "aws_region": self.region,
+            "max_retries": self.max_attempts,
+        }
         if self.endpoint_url:
             options["aws_endpoint_url"] = self.endpoint_url
         if self.allow_http:

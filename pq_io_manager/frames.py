@@ -33,13 +33,14 @@ def prepare_partition(frame: Frame, columns: Sequence[PartitionColumn], where: s
     A DataFrame is checked now; a LazyFrame carries the check into its stream so the data is
     read once, and the first mismatching row fails the write (which is then discarded).
     """
-    present = [column for column in columns if column.name in frame.collect_schema()]
+    schema = frame.collect_schema()
+    present = [column for column in columns if column.name in schema]
     if not present:
         return frame
     if isinstance(frame, pl.DataFrame):
         _check_eagerly(frame, present, where)
     else:
-        frame = frame.filter(*(_streamed_check(column) for column in present))
+        frame = frame.filter(*(_streamed_check(column, schema[column.name]) for column in present))
     return frame.drop([column.name for column in present])
 
 
@@ -115,10 +116,10 @@ def _check_eagerly(frame: pl.DataFrame, columns: Sequence[PartitionColumn], wher
             )
 
 
-def _streamed_check(column: PartitionColumn) -> pl.Expr:
+def _streamed_check(column: PartitionColumn, source: pl.DataType) -> pl.Expr:
     # when/then evaluates both branches on whole chunks, so the error must come from a value
     # that only mismatching rows produce: their sentinel text fails the strict integer parse.
-    cast = pl.col(column.name).cast(column.dtype, strict=True)
+    cast = _cast_expression(pl.col(column.name), source, column.dtype)
     matches = cast.is_not_null() & (cast == _literal(column))
     text = pl.format(
         f"{MISMATCH_SENTINEL} {column.name}={{}}",
@@ -131,9 +132,20 @@ def _literal(column: PartitionColumn) -> pl.Expr:
     return pl.lit(column.value, dtype=column.dtype)
 
 
+def _cast_expression(expression: pl.Expr, source: pl.DataType, target: pl.DataType) -> pl.Expr:
+    # polars 2 no longer casts strings to temporal types; parse them (ISO formats) instead.
+    if source == pl.String and target == pl.Date:
+        return expression.str.to_date(strict=True)
+    if source == pl.String and isinstance(target, pl.Datetime):
+        parsed = expression.str.to_datetime(time_unit=target.time_unit, strict=True)
+        return parsed.dt.replace_time_zone(target.time_zone)
+    return expression.cast(target, strict=True)
+
+
 def _cast(frame: pl.DataFrame, name: str, dtype: pl.DataType, where: str) -> pl.Series:
     try:
-        return frame[name].cast(dtype, strict=True)
+        expression = _cast_expression(pl.col(name), frame.schema[name], dtype)
+        return frame.select(expression).to_series()
     except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as error:
         raise PartitionValueError(
             f"{where}: column {name!r} of type {frame.schema[name]} cannot be cast to the "

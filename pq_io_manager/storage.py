@@ -6,6 +6,7 @@ fails mid-stream. No Dagster import.
 """
 
 import json
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,8 @@ from pq_io_manager.stores import LocalStore, Store
 PARTITION_TYPES_KEY = "pq_io_manager.partition_types"
 _EXISTENCE_CHECK_THREADS = 16
 _MESSAGE_LIMIT = 500
+_DISCARD_SETTLE_SECONDS = 1.0
+_DISCARD_INTERVAL_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -180,10 +183,18 @@ class Dataset:
         return {uri for uri, flag in zip(uris, flags, strict=True) if flag}
 
     def _discard(self, staged: str) -> None:
-        try:
-            self.store.discard(staged)
-        except Exception:  # the original error matters more; staging is swept by age later
-            return
+        # polars finishes (commits) a failed sink's upload in the background some milliseconds
+        # after raising, so the staged object can appear after a first delete: keep deleting
+        # for a short while. Only failure paths pay this.
+        deadline = time.monotonic() + _DISCARD_SETTLE_SECONDS
+        while True:
+            try:
+                self.store.discard(staged)
+            except Exception:  # the original error matters more than a failed cleanup
+                return
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(_DISCARD_INTERVAL_SECONDS)
 
 
 def _write_error(error: BaseException, where: str, final: str) -> BaseException:
