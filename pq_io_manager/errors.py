@@ -35,3 +35,12 @@ class ReadError(PqIOManagerError):
 
 class MissingPartitionError(PqIOManagerError, FileNotFoundError):
     """A requested partition has never been written (or was deleted)."""
+
+
+_MESSAGE_LIMIT = 500
+
+
+def brief(error: BaseException) -> str:
+    """`Type: message` of an error, cut to a readable length."""
+    text = f"{type(error).__name__}: {error}".strip()
+    return text if len(text) <= _MESSAGE_LIMIT else text[:_MESSAGE_LIMIT] + "..."

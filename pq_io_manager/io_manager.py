@@ -1,8 +1,9 @@
 """The Dagster adapter: configuration fields and context handling only."""
 
+import contextlib
 import posixpath
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import polars as pl
@@ -19,7 +20,14 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
 from pq_io_manager.credentials import connection_from_resource, describe_resource
-from pq_io_manager.errors import ConfigurationError, MissingPartitionError
+from pq_io_manager.errors import (
+    ConfigurationError,
+    MissingPartitionError,
+    PqIOManagerError,
+    ReadError,
+    WriteError,
+    brief,
+)
 from pq_io_manager.frames import (
     Frame,
     check_frame_type,
@@ -97,10 +105,11 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
             return
         frame = check_frame_type(obj, where)
         dataset = self._dataset(context)
-        if context.has_asset_partitions:
-            written = self._write_partitions(context, dataset, frame, where)
-        else:
-            written = self._write_whole(context, dataset, frame, where)
+        with _translate_errors(WriteError, where, dataset.root):
+            if context.has_asset_partitions:
+                written = self._write_partitions(context, dataset, frame, where)
+            else:
+                written = self._write_whole(context, dataset, frame, where)
         for file in written:
             context.log.info(f"wrote {file.row_count} rows ({file.size_bytes} bytes) to {file.uri}")
         context.add_output_metadata(_output_metadata(context, dataset, frame, written))
@@ -114,12 +123,14 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
                 f"{where}: PartitionedParquetIOManager loads asset inputs only"
             )
         dataset = self._dataset(context)
-        if context.has_asset_partitions:
-            files = self._partition_files(context, dataset, upstream.definition_metadata, where)
-        else:
-            files = _unpartitioned_files(dataset, upstream.definition_metadata, where)
-        context.log.debug(f"loading {len(files)} file(s) of {where} from {dataset.root}")
-        return _shape_input(context.dagster_type.typing_type, dataset, files, where)
+        with _translate_errors(ReadError, where, dataset.root):
+            if context.has_asset_partitions:
+                metadata = upstream.definition_metadata
+                files = self._partition_files(context, dataset, metadata, where)
+            else:
+                files = _unpartitioned_files(dataset, upstream.definition_metadata, where)
+            context.log.debug(f"loading {len(files)} file(s) of {where} from {dataset.root}")
+            return _shape_input(context.dagster_type.typing_type, dataset, files, where)
 
     def _make_store(self) -> Store:
         base_path = normalize_base_path(self.base_path)
@@ -139,6 +150,7 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         scheme = partition_scheme(context.asset_partitions_def, context.definition_metadata, where)
         keys = context.asset_partition_keys
         targets = [scheme.columns(key) for key in keys]
+        parts: Sequence[tuple[tuple[PartitionColumn, ...], Frame]]
         if len(targets) == 1:
             parts = [(targets[0], prepare_partition(frame, targets[0], where))]
         else:
@@ -156,6 +168,7 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         self, context: OutputContext, dataset: Dataset, frame: Frame, where: str
     ) -> list[WrittenFile]:
         names = split_columns(context.definition_metadata, where)
+        parts: Sequence[tuple[tuple[PartitionColumn, ...], Frame]]
         if names:
             collected = frame if isinstance(frame, pl.DataFrame) else frame.collect()
             parts = split_by_values(collected, names, where)
@@ -224,6 +237,21 @@ def _refuse_or_skip_none(context: OutputContext, where: str) -> None:
         f"{where}: the output is None. Return a polars DataFrame/LazyFrame, annotate the "
         "return type as Optional[pl.DataFrame] to skip writing, or as None to use no IO manager."
     )
+
+
+@contextlib.contextmanager
+def _translate_errors(error_class: type[PqIOManagerError], where: str, root: str) -> Iterator[None]:
+    """Chain any storage-client error into a package error naming the asset and path."""
+    try:
+        yield
+    except PqIOManagerError:
+        raise
+    except Exception as error:
+        action = "writing to" if error_class is WriteError else "reading from"
+        raise error_class(
+            f"{where}: {action} {root} failed ({brief(error)}). Check the bucket, the "
+            "credentials' permissions and the endpoint; stored data was not changed."
+        ) from error
 
 
 def _asset_name(context: InputContext | OutputContext) -> str:

@@ -20,6 +20,7 @@ from pq_io_manager.errors import (
     ReadError,
     SchemaConflictError,
     WriteError,
+    brief,
 )
 from pq_io_manager.frames import MISMATCH_SENTINEL, Frame
 from pq_io_manager.layout import (
@@ -34,7 +35,6 @@ from pq_io_manager.stores import LocalStore, Store
 # the types of `partition_by` split columns, which hive paths only hold as text.
 PARTITION_TYPES_KEY = "pq_io_manager.partition_types"
 _EXISTENCE_CHECK_THREADS = 16
-_MESSAGE_LIMIT = 500
 _DISCARD_SETTLE_SECONDS = 1.0
 _DISCARD_INTERVAL_SECONDS = 0.1
 
@@ -138,7 +138,7 @@ class Dataset:
             metadata = pl.read_parquet_metadata(uri, **self.store.polars_options())
         except Exception as error:
             raise ReadError(
-                f"reading the Parquet footer of {uri} failed: {_brief(error)}"
+                f"reading the Parquet footer of {uri} failed: {brief(error)}"
             ) from error
         recorded = json.loads(metadata.get(PARTITION_TYPES_KEY, "{}"))
         return {name: _parse_dtype(text) for name, text in recorded.items()}
@@ -172,7 +172,7 @@ class Dataset:
         try:
             return pl.scan_parquet(uri, **self.store.polars_options()).collect_schema()
         except Exception as error:
-            raise ReadError(f"reading the schema of {uri} failed: {_brief(error)}") from error
+            raise ReadError(f"reading the schema of {uri} failed: {brief(error)}") from error
 
     def _existing(self, uris: list[str]) -> set[str]:
         if len(uris) > _EXISTENCE_CHECK_THREADS * 2:
@@ -203,18 +203,13 @@ def _write_error(error: BaseException, where: str, final: str) -> BaseException:
     if MISMATCH_SENTINEL in str(error):
         return PartitionValueError(
             f"{where}: a row's partition column does not match the partition key "
-            f"({_brief(error)}); nothing was written to {final}. Every row must carry the "
+            f"({brief(error)}); nothing was written to {final}. Every row must carry the "
             "partition key, or drop the column and it is added for you."
         )
     return WriteError(
-        f"{where}: writing {final} failed ({_brief(error)}); nothing was published and the "
+        f"{where}: writing {final} failed ({brief(error)}); nothing was published and the "
         "previous version, if any, is untouched. Fix the cause and re-run the materialization."
     )
-
-
-def _brief(error: BaseException) -> str:
-    text = f"{type(error).__name__}: {error}".strip()
-    return text if len(text) <= _MESSAGE_LIMIT else text[:_MESSAGE_LIMIT] + "..."
 
 
 def _parse_dtype(text: str) -> pl.DataType:

@@ -13,6 +13,7 @@ from pq_io_manager.credentials import S3Connection
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 _DELETE_BATCH = 1000
 
@@ -167,7 +168,9 @@ class S3Store:
             by_bucket.setdefault(bucket, []).append(key)
         for bucket, keys in by_bucket.items():
             for start in range(0, len(keys), _DELETE_BATCH):
-                batch = [{"Key": key} for key in keys[start : start + _DELETE_BATCH]]
+                batch: list[ObjectIdentifierTypeDef] = [
+                    {"Key": key} for key in keys[start : start + _DELETE_BATCH]
+                ]
                 response = self.client.delete_objects(
                     Bucket=bucket, Delete={"Objects": batch, "Quiet": True}
                 )
