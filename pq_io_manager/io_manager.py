@@ -2,6 +2,7 @@
 
 import contextlib
 import posixpath
+import time
 import typing
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -15,6 +16,7 @@ from dagster import (
     OutputContext,
     TableColumn,
     TableSchema,
+    get_dagster_logger,
 )
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
@@ -41,12 +43,14 @@ from pq_io_manager.layout import (
     is_s3_uri,
     normalize_base_path,
     partition_file,
+    staging_directory,
 )
 from pq_io_manager.partitions import keys_description, partition_scheme, split_columns
 from pq_io_manager.storage import Dataset, WrittenFile
 from pq_io_manager.stores import LocalStore, S3Store, Store
 
 DEFAULT_BASE_PATH = "data/lake"
+DEFAULT_ABANDONED_STAGING_SECONDS = 6 * 3600
 Files = list[tuple[str, str, tuple[PartitionColumn, ...]]]  # (partition key, uri, columns)
 
 
@@ -83,6 +87,15 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
             "explicitly. Ignored for local paths."
         ),
     )
+    abandoned_staging_seconds: int = Field(
+        default=DEFAULT_ABANDONED_STAGING_SECONDS,
+        ge=60,
+        description=(
+            "Staged files and multipart uploads older than this many seconds were left by "
+            "killed runs and are removed when a process first uses the IO manager. Must exceed "
+            "the longest single-partition write. Default: 6 hours."
+        ),
+    )
     _store: Store | None = PrivateAttr(default=None)
 
     def __repr__(self) -> str:
@@ -94,8 +107,20 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
     __str__ = __repr__
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        """Resolve the store (and credentials) once per process, failing fast."""
+        """Resolve the store (and credentials) once per process, failing fast, and sweep
+        staging left behind by killed runs."""
         self._store = self._make_store()
+        base_path = normalize_base_path(self.base_path)
+        cutoff = time.time() - self.abandoned_staging_seconds
+        try:
+            removed = self._store.sweep(staging_directory(base_path), cutoff)
+        except Exception as error:  # e.g. a read-only role: sweeping is housekeeping only
+            get_dagster_logger().debug(
+                f"not sweeping abandoned staging under {base_path}: {brief(error)}"
+            )
+            return
+        if removed:
+            get_dagster_logger().info(f"removed {removed} abandoned staged file(s) or upload(s)")
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         """Write an asset output; see the class docstring for the layout."""

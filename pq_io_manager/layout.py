@@ -72,9 +72,14 @@ def asset_root(base_path: str, asset_path: Sequence[str]) -> str:
     return "/".join([base_path, *asset_path])
 
 
+def staging_directory(base_path: str) -> str:
+    """Where files are staged before publishing: outside every asset root, same store."""
+    return f"{base_path}/{STAGING_DIRECTORY}"
+
+
 def staging_uri(base_path: str, token: str) -> str:
-    """A staging location outside every asset root, on the same store as `base_path`."""
-    return f"{base_path}/{STAGING_DIRECTORY}/{token}.parquet"
+    """A fresh staging location for one file."""
+    return f"{staging_directory(base_path)}/{token}.parquet"
 
 
 def partition_file(root: str, columns: Sequence[PartitionColumn]) -> str:

@@ -44,6 +44,9 @@ class Store(Protocol):
     def discard(self, staged: str) -> None:
         """Remove a staged file and anything half-uploaded for it."""
 
+    def sweep(self, directory: str, older_than: float) -> int:
+        """Remove staged files and uploads below `directory` started before epoch `older_than`."""
+
 
 class LocalStore:
     """A directory on the local filesystem; publishing is an atomic rename."""
@@ -98,6 +101,12 @@ class LocalStore:
     def discard(self, staged: str) -> None:
         """Remove a staged file if polars left one behind."""
         self.delete([staged])
+
+    def sweep(self, directory: str, older_than: float) -> int:
+        """Delete files below `directory` last modified before `older_than`."""
+        stale = [path for path in self.list_files(directory) if os.stat(path).st_mtime < older_than]
+        self.delete(stale)
+        return len(stale)
 
 
 class S3Store:
@@ -180,13 +189,35 @@ class S3Store:
 
     def discard(self, staged: str) -> None:
         """Delete the staged object and abort multipart uploads polars left open for it."""
-        bucket, key = split_s3_uri(staged)
-        uploads = self.client.list_multipart_uploads(Bucket=bucket, Prefix=key)
-        for upload in uploads.get("Uploads", []):
-            self.client.abort_multipart_upload(
-                Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-            )
+        self._abort_uploads(staged, older_than=None)
         self.delete([staged])
+
+    def sweep(self, directory: str, older_than: float) -> int:
+        """Abort uploads and delete objects below `directory` started before `older_than`."""
+        bucket, prefix = split_s3_uri(directory.rstrip("/") + "/")
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        stale = [
+            f"s3://{bucket}/{item['Key']}"
+            for page in pages
+            for item in page.get("Contents", [])
+            if item["LastModified"].timestamp() < older_than
+        ]
+        self.delete(stale)
+        return len(stale) + self._abort_uploads(directory.rstrip("/") + "/", older_than)
+
+    def _abort_uploads(self, prefix_uri: str, older_than: float | None) -> int:
+        bucket, prefix = split_s3_uri(prefix_uri)
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=bucket, Prefix=prefix
+        )
+        aborted = 0
+        for upload in (upload for page in pages for upload in page.get("Uploads", [])):
+            if older_than is None or upload["Initiated"].timestamp() < older_than:
+                self.client.abort_multipart_upload(
+                    Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+                aborted += 1
+        return aborted
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
