@@ -24,7 +24,6 @@ from pydantic import Field, PrivateAttr
 from pq_io_manager.credentials import connection_from_resource, describe_resource
 from pq_io_manager.errors import (
     ConfigurationError,
-    MissingPartitionError,
     PqIOManagerError,
     ReadError,
     WriteError,
@@ -37,12 +36,12 @@ from pq_io_manager.frames import (
     split_by_partitions,
     split_by_values,
 )
+from pq_io_manager.inputs import Files, shape_input, unpartitioned_files
 from pq_io_manager.layout import (
     PartitionColumn,
     asset_root,
     is_s3_uri,
     normalize_base_path,
-    partition_file,
     staging_directory,
 )
 from pq_io_manager.partitions import keys_description, partition_scheme, split_columns
@@ -51,7 +50,6 @@ from pq_io_manager.stores import LocalStore, S3Store, Store
 
 DEFAULT_BASE_PATH = "data/lake"
 DEFAULT_ABANDONED_STAGING_SECONDS = 6 * 3600
-Files = list[tuple[str, str, tuple[PartitionColumn, ...]]]  # (partition key, uri, columns)
 
 
 class PartitionedParquetIOManager(ConfigurableIOManager):
@@ -153,9 +151,9 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
                 metadata = upstream.definition_metadata
                 files = self._partition_files(context, dataset, metadata, where)
             else:
-                files = _unpartitioned_files(dataset, upstream.definition_metadata, where)
+                files = unpartitioned_files(dataset, upstream.definition_metadata, where)
             context.log.debug(f"loading {len(files)} file(s) of {where} from {dataset.root}")
-            return _shape_input(context.dagster_type.typing_type, dataset, files, where)
+            return shape_input(context.dagster_type.typing_type, dataset, files)
 
     def _make_store(self) -> Store:
         base_path = normalize_base_path(self.base_path)
@@ -213,45 +211,6 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         for key in targets.keys() - found.keys():
             context.log.warning(f"{where}: skipping missing partition {key!r} (allowed)")
         return [(key, uri, targets[key]) for key, uri in found.items()]
-
-
-def _unpartitioned_files(dataset: Dataset, metadata: Any, where: str) -> Files:
-    names = split_columns(metadata, where)
-    if not names:
-        uri = partition_file(dataset.root, ())
-        if not dataset.store.exists(uri):
-            raise MissingPartitionError(
-                f"{where}: no data at {uri}. Materialize the upstream asset first."
-            )
-        return [("", uri, ())]
-    files = dataset.split_files(names, where)
-    return [
-        ("/".join(column.directory for column in columns), uri, columns) for uri, columns in files
-    ]
-
-
-def _shape_input(annotation: Any, dataset: Dataset, files: Files, where: str) -> Any:
-    value_type = _dict_value_type(annotation)
-    if value_type is not None:
-        return {key: _as(value_type, dataset.scan([(uri, columns)])) for key, uri, columns in files}
-    if not files:
-        return _as(annotation, pl.LazyFrame())
-    return _as(annotation, dataset.scan([(uri, columns) for _, uri, columns in files]))
-
-
-def _as(annotation: Any, frame: pl.LazyFrame) -> pl.LazyFrame | pl.DataFrame:
-    if annotation is pl.DataFrame:
-        return frame.collect()
-    return frame
-
-
-def _dict_value_type(annotation: Any) -> Any:
-    if typing.get_origin(annotation) is not dict:
-        return None
-    arguments = typing.get_args(annotation)
-    value = arguments[1] if len(arguments) == 2 else pl.LazyFrame
-    # dict[str, pl.LazyFrame | pl.DataFrame]: lazy is the cheaper choice that satisfies both
-    return pl.LazyFrame if typing.get_origin(value) is not None else value
 
 
 def _refuse_or_skip_none(context: OutputContext, where: str) -> None:
