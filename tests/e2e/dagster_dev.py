@@ -30,6 +30,8 @@ REPOSITORY_NAME = "__repository__"
 ASSET_JOB = "__ASSET_JOB"
 START_TIMEOUT_SECONDS = 90.0
 RUN_TIMEOUT_SECONDS = 120.0
+# SIGINT is dagster dev's clean shutdown (its code server exits ~3 s later); then escalate.
+STOP_SIGNALS = ((signal.SIGINT, 25.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0))
 FINISHED_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 DAGSTER_YAML = """\
 telemetry:
@@ -134,6 +136,12 @@ def _wait_until_loaded(server: DagsterDev) -> None:
     )
 
 
+def _default_sigint() -> None:
+    """In the child: take SIGINT's default action even if the test runner ignores it (a shell
+    starts background jobs with SIGINT ignored, and exec keeps that), so SIGINT stops it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _group_alive(pgid: int) -> bool:
     for process in psutil.process_iter(["pid"]):
         with contextlib.suppress(psutil.Error):
@@ -142,10 +150,10 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
-def stop_process_group(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
     """SIGINT the group `process` leads, wait for all of it to exit, then escalate."""
     pgid = process.pid  # start_new_session=True: the child leads its own group
-    for signal_number in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+    for signal_number, timeout in STOP_SIGNALS:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal_number)
         deadline = time.monotonic() + timeout
@@ -177,6 +185,7 @@ def run_dagster_dev(workdir: Path, env: Mapping[str, str]) -> Iterator[DagsterDe
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_default_sigint,  # before exec: undo an inherited SIG_IGN
         )
     server = DagsterDev(f"http://127.0.0.1:{port}", dagster_home, log_path, process)
     try:

@@ -1,0 +1,1 @@
+"""End-to-end tests of the demo: the dagster CLI, a real `dagster dev`, a browser, S3 (moto)."""
