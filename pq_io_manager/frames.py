@@ -40,7 +40,8 @@ def prepare_partition(frame: Frame, columns: Sequence[PartitionColumn], where: s
     if isinstance(frame, pl.DataFrame):
         _check_eagerly(frame, present, where)
     else:
-        frame = frame.filter(*(_streamed_check(column, schema[column.name]) for column in present))
+        checks = [_streamed_check(column, schema[column.name], where) for column in present]
+        frame = frame.filter(*checks)
     return frame.drop([column.name for column in present])
 
 
@@ -116,10 +117,13 @@ def _check_eagerly(frame: pl.DataFrame, columns: Sequence[PartitionColumn], wher
             )
 
 
-def _streamed_check(column: PartitionColumn, source: pl.DataType) -> pl.Expr:
+def _streamed_check(column: PartitionColumn, source: pl.DataType, where: str) -> pl.Expr:
     # when/then evaluates both branches on whole chunks, so the error must come from a value
     # that only mismatching rows produce: their sentinel text fails the strict integer parse.
-    cast = _cast_expression(pl.col(column.name), source, column.dtype)
+    try:
+        cast = _cast_expression(pl.col(column.name), source, column.dtype)
+    except TypeError as error:
+        raise _uncastable(column.name, source, column.dtype, where) from error
     matches = cast.is_not_null() & (cast == _literal(column))
     text = pl.format(
         f"{MISMATCH_SENTINEL} {column.name}={{}}",
@@ -133,6 +137,9 @@ def _literal(column: PartitionColumn) -> pl.Expr:
 
 
 def _cast_expression(expression: pl.Expr, source: pl.DataType, target: pl.DataType) -> pl.Expr:
+    if target.is_temporal() and not (source == pl.String or source.is_temporal()):
+        # e.g. Boolean or integers would silently become 1970 dates
+        raise TypeError(f"{source} values are not dates")
     # polars 2 no longer casts strings to temporal types; parse them (ISO formats) instead.
     if source == pl.String and target == pl.Date:
         return expression.str.to_date(strict=True)
@@ -146,11 +153,17 @@ def _cast(frame: pl.DataFrame, name: str, dtype: pl.DataType, where: str) -> pl.
     try:
         expression = _cast_expression(pl.col(name), frame.schema[name], dtype)
         return frame.select(expression).to_series()
-    except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as error:
-        raise PartitionValueError(
-            f"{where}: column {name!r} of type {frame.schema[name]} cannot be cast to the "
-            f"partition type {dtype}; make it {dtype} or drop it and it is added for you"
-        ) from error
+    except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError, TypeError) as error:
+        raise _uncastable(name, frame.schema[name], dtype, where) from error
+
+
+def _uncastable(
+    name: str, source: pl.DataType, target: pl.DataType, where: str
+) -> PartitionValueError:
+    return PartitionValueError(
+        f"{where}: column {name!r} of type {source} cannot be cast to the partition type "
+        f"{target}; make it {target} or drop it and it is added for you"
+    )
 
 
 def _refuse_nulls(frame: pl.DataFrame, names: Sequence[str], where: str) -> None:

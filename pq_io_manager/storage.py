@@ -24,6 +24,7 @@ from pq_io_manager.errors import (
 )
 from pq_io_manager.frames import MISMATCH_SENTINEL, Frame
 from pq_io_manager.layout import (
+    DATA_FILE_NAME,
     PartitionColumn,
     parse_partition_path,
     partition_file,
@@ -35,8 +36,11 @@ from pq_io_manager.stores import LocalStore, Store
 # the types of `partition_by` split columns, which hive paths only hold as text.
 PARTITION_TYPES_KEY = "pq_io_manager.partition_types"
 _EXISTENCE_CHECK_THREADS = 16
-_DISCARD_SETTLE_SECONDS = 1.0
+_DISCARD_QUIET_SECONDS = 2.0
+_DISCARD_DEADLINE_SECONDS = 20.0
 _DISCARD_INTERVAL_SECONDS = 0.1
+# How many listed files to look through for a stored partition to compare schemas with.
+_SCHEMA_PROBE_FILES = 50
 
 
 @dataclass(frozen=True)
@@ -86,9 +90,10 @@ class Dataset:
 
     def check_schema(self, schema: pl.Schema, replacing: str, where: str) -> None:
         """Refuse a schema whose shared columns differ in type from a stored partition's."""
-        stored = next(
-            (uri for uri in self.store.list_files(self.root, limit=4) if uri != replacing), None
-        )
+        listed = self.store.list_files(self.root, limit=_SCHEMA_PROBE_FILES)
+        # Only our own data files: a stray _SUCCESS or README must not block writes.
+        candidates = (uri for uri in listed if uri.endswith("/" + DATA_FILE_NAME))
+        stored = next((uri for uri in candidates if uri != replacing), None)
         if stored is None:
             return
         stored_schema = self._read_schema(stored)
@@ -183,16 +188,22 @@ class Dataset:
         return {uri for uri, flag in zip(uris, flags, strict=True) if flag}
 
     def _discard(self, staged: str) -> None:
-        # polars finishes (commits) a failed sink's upload in the background some milliseconds
-        # after raising, so the staged object can appear after a first delete: keep deleting
-        # for a short while. Only failure paths pay this.
-        deadline = time.monotonic() + _DISCARD_SETTLE_SECONDS
-        while True:
+        # polars finishes (commits) a failed sink's upload in the background after raising,
+        # usually within milliseconds but sometimes seconds later, so keep deleting: until a
+        # short quiet period when nothing ever showed up (e.g. a refused connection), or until
+        # what did show up has stayed gone. Only failure paths pay this.
+        started = time.monotonic()
+        seen_at: float | None = None
+        while time.monotonic() - started < _DISCARD_DEADLINE_SECONDS:
             try:
-                self.store.discard(staged)
+                found = self.store.discard(staged)
             except Exception:  # the original error matters more than a failed cleanup
                 return
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if found:
+                seen_at = now
+            quiet_since = seen_at if seen_at is not None else started
+            if now - quiet_since >= _DISCARD_QUIET_SECONDS:
                 return
             time.sleep(_DISCARD_INTERVAL_SECONDS)
 

@@ -41,8 +41,8 @@ class Store(Protocol):
     def delete(self, uris: Iterable[str]) -> None:
         """Delete files; missing ones are ignored."""
 
-    def discard(self, staged: str) -> None:
-        """Remove a staged file and anything half-uploaded for it."""
+    def discard(self, staged: str) -> bool:
+        """Remove a staged file and anything half-uploaded for it; True if there was any."""
 
     def sweep(self, directory: str, older_than: float) -> int:
         """Remove staged files and uploads below `directory` started before epoch `older_than`."""
@@ -98,9 +98,11 @@ class LocalStore:
                 continue
             _remove_empty_parents(posixpath.dirname(uri), self.base_path)
 
-    def discard(self, staged: str) -> None:
+    def discard(self, staged: str) -> bool:
         """Remove a staged file if polars left one behind."""
+        found = os.path.exists(staged)
         self.delete([staged])
+        return found
 
     def sweep(self, directory: str, older_than: float) -> int:
         """Delete files below `directory` last modified before `older_than`."""
@@ -187,10 +189,13 @@ class S3Store:
                     failed = response["Errors"][0]
                     raise OSError(f"deleting s3://{bucket}/{failed.get('Key')} failed: {failed}")
 
-    def discard(self, staged: str) -> None:
+    def discard(self, staged: str) -> bool:
         """Delete the staged object and abort multipart uploads polars left open for it."""
-        self._abort_uploads(staged, older_than=None)
-        self.delete([staged])
+        aborted = self._abort_uploads(staged, older_than=None)
+        found = self.exists(staged)
+        if found:
+            self.delete([staged])
+        return found or aborted > 0
 
     def sweep(self, directory: str, older_than: float) -> int:
         """Abort uploads and delete objects below `directory` started before `older_than`."""

@@ -1,0 +1,186 @@
+"""The IO managers compared, built for a target, and called the way Dagster calls them.
+
+Dagster's own entry points are used: `build_resources` initialises each IO manager (so
+`setup_for_execution` / `create_io_manager` run), and `build_output_context` /
+`build_input_context` (with `upstream_output=`) build the contexts a run would pass, without
+paying for a whole run per measurement.
+"""
+
+import contextlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from benchmarks.targets import BUCKET, Target
+
+OURS = "pq_io_manager"
+RAW = "raw polars"
+PICKLE = "pickle"
+DAGSTER_POLARS = "dagster-polars"
+DELTA = "deltalake"
+ALTERNATIVES = (PICKLE, DAGSTER_POLARS, DELTA)
+METADATA = {"partition_by": "date", "partition_expr": "date"}
+PARTITIONS = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2025-12-31")
+Keys = str | tuple[str, str]  # one partition key, or an inclusive (first, last) range
+
+
+def any_type(typing_type: Any) -> dg.DagsterType:
+    """A Dagster type with this Python annotation that accepts any value."""
+    return dg.DagsterType(
+        type_check_fn=lambda _context, _value: True,
+        typing_type=typing_type,
+        name=f"Any_{getattr(typing_type, '__name__', 'dict')}",
+    )
+
+
+@dataclass
+class Contender:
+    """One initialised IO manager and the resource config its contexts need."""
+
+    name: str
+    io_manager: Any
+    resource_config: dict[str, Any] | None = None
+    note: str = ""
+    loads: bool = True  # False when loading is known to fail (recorded, not timed)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, asset: str, keys: Keys, obj: object) -> Callable[[], object]:
+        """The timed action writing `obj` to `keys` (context built outside the timing)."""
+        context = dg.build_output_context(
+            asset_key=[asset],
+            definition_metadata=METADATA,
+            dagster_type=any_type(type(obj)),
+            resource_config=self.resource_config,
+            **_partition_arguments(keys),
+        )
+        return _quiet(lambda: self.io_manager.handle_output(context, obj))
+
+    def load(self, asset: str, keys: Keys, typing_type: Any) -> Callable[[], object]:
+        """The timed action loading `keys` of `asset` as `typing_type`."""
+        upstream = dg.build_output_context(
+            asset_key=[asset], definition_metadata=METADATA, **_partition_arguments(keys)
+        )
+        context = dg.build_input_context(
+            asset_key=[asset],
+            upstream_output=upstream,
+            dagster_type=any_type(typing_type),
+            resource_config=self.resource_config,
+            **_partition_arguments(keys),
+        )
+        return _quiet(lambda: self.io_manager.load_input(context))
+
+
+def _quiet(action: Callable[[], object]) -> Callable[[], object]:
+    """The action with Dagster's console log lines formatted but sent to /dev/null."""
+
+    def run() -> object:
+        with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+            return action()
+
+    return run
+
+
+def _partition_arguments(keys: Keys) -> dict[str, Any]:
+    if isinstance(keys, str):
+        return {"partition_key": keys, "asset_partitions_def": PARTITIONS}
+    return {
+        "asset_partition_key_range": dg.PartitionKeyRange(*keys),
+        "asset_partitions_def": PARTITIONS,
+    }
+
+
+def _initialise(stack: contextlib.ExitStack, resource: Any) -> Any:
+    resources = stack.enter_context(dg.build_resources({"io_manager": resource}))
+    return resources.io_manager
+
+
+def ours(stack: contextlib.ExitStack, target: Target, counted: bool = False) -> Contender:
+    """PartitionedParquetIOManager below `{root}/ours`."""
+    from pq_io_manager import PartitionedParquetIOManager
+
+    resource = PartitionedParquetIOManager(
+        base_path=target.uri("ours"), s3=target.s3_resource(counted)
+    )
+    return Contender(OURS, _initialise(stack, resource))
+
+
+def pickle(stack: contextlib.ExitStack, target: Target, counted: bool = False) -> Contender:
+    """Dagster's pickling IO manager: FilesystemIOManager locally, S3PickleIOManager on S3."""
+    if not target.is_s3:
+        resource: Any = dg.FilesystemIOManager(base_dir=target.uri("pickle"))
+        return Contender(PICKLE, _initialise(stack, resource), note="FilesystemIOManager")
+    from dagster_aws.s3 import S3PickleIOManager
+
+    resource = S3PickleIOManager(
+        s3_resource=target.s3_resource(counted), s3_bucket=BUCKET, s3_prefix="lake/pickle"
+    )
+    return Contender(PICKLE, _initialise(stack, resource), note="S3PickleIOManager")
+
+
+def dagster_polars(stack: contextlib.ExitStack, target: Target, counted: bool = False) -> Contender:
+    """dagster-polars PolarsParquetIOManager (local only: its S3 path needs s3fs)."""
+    from dagster_polars import PolarsParquetIOManager
+
+    if target.is_s3:
+        raise NotImplementedError(
+            "needs s3fs for s3:// paths, and s3fs pins botocore<1.43.118 (would downgrade the "
+            "botocore 1.44 that boto3 1.44 needs); not installed"
+        )
+    resource = PolarsParquetIOManager(base_dir=target.uri("dagster_polars"))
+    return Contender(DAGSTER_POLARS, _initialise(stack, resource), note="PolarsParquetIOManager")
+
+
+def delta(stack: contextlib.ExitStack, target: Target, counted: bool = False) -> Contender:
+    """dagster-deltalake-polars DeltaLakePolarsIOManager (one Delta table per asset)."""
+    from dagster_deltalake import LocalConfig, S3Config
+    from dagster_deltalake.config import ClientConfig
+    from dagster_deltalake_polars import DeltaLakePolarsIOManager
+
+    root = target.uri("delta")
+    if not target.is_s3:
+        storage: Any = LocalConfig()
+        config: dict[str, Any] = {"local": {}}
+        client: dict[str, Any] = {}
+    else:
+        endpoint = target.s3_endpoint(counted)
+        values = {
+            "access_key_id": endpoint.access_key_id,
+            "secret_access_key": endpoint.secret_access_key,
+            "region": endpoint.region,
+            "endpoint": endpoint.endpoint_url,
+            "allow_unsafe_rename": True,  # single writer; S3 has no atomic rename-if-absent
+        }
+        storage, config, client = S3Config(**values), {"s3": values}, {"allow_http": True}
+    resource = DeltaLakePolarsIOManager(
+        root_uri=root, storage_options=storage, client_options=ClientConfig(**client)
+    )
+    resource_config = {
+        "root_uri": root,
+        "mode": "overwrite",
+        "storage_options": config,
+        "client_options": client,
+    }
+    return Contender(DELTA, _initialise(stack, resource), resource_config, "DeltaLakePolars")
+
+
+FACTORIES: dict[str, Callable[[contextlib.ExitStack, Target, bool], Contender]] = {
+    OURS: ours,
+    PICKLE: pickle,
+    DAGSTER_POLARS: dagster_polars,
+    DELTA: delta,
+}
+
+
+def collect(value: object) -> pl.DataFrame:
+    """A loaded value as one DataFrame (dicts of partitions are concatenated)."""
+    if isinstance(value, dict):
+        return pl.concat([collect(part) for part in value.values()], how="diagonal_relaxed")
+    if isinstance(value, pl.LazyFrame):
+        return value.collect()
+    if isinstance(value, pl.DataFrame):
+        return value
+    raise TypeError(f"unexpected loaded value {type(value).__name__}")

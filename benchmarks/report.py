@@ -1,0 +1,140 @@
+"""Results: goal checks, the Markdown table, the JSON file and the PNG chart."""
+
+import json
+import os
+import platform
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from benchmarks.contenders import ALTERNATIVES, OURS, RAW
+from benchmarks.measure import Row
+
+PACKAGES = (
+    "polars",
+    "dagster",
+    "dagster-aws",
+    "dagster-polars",
+    "dagster-deltalake-polars",
+    "deltalake",
+    "boto3",
+    "moto",
+)
+NOTE_LIMIT = 90
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the packages the benchmarks exercise."""
+    found = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def machine() -> str:
+    """CPU count and memory of this machine."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    return f"{os.cpu_count()} cores, {memory:.0f} GB RAM, {platform.system()} {platform.machine()}"
+
+
+def _find(rows: Sequence[Row], prefix: str, store: str, contender: str) -> Row | None:
+    return next(
+        (
+            r
+            for r in rows
+            if r.scenario.startswith(prefix) and r.store == store and r.contender == contender
+        ),
+        None,
+    )
+
+
+def _goal(name: str, store: str, value: float | None, limit: float, unit: str) -> dict[str, Any]:
+    met = value is not None and value <= limit
+    shown = "n/a" if value is None else f"{value:.2f}{unit}"
+    return {"goal": name, "store": store, "value": shown, "limit": f"{limit:g}{unit}", "met": met}
+
+
+def goals(rows: Sequence[Row], stores: Sequence[str]) -> list[dict[str, Any]]:
+    """Each goal of the issue, per store, with the measured value and whether it is met."""
+    checks: list[dict[str, Any]] = []
+    for store in stores:
+        write, load = _find(rows, "1 ", store, OURS), _find(rows, "2 ", store, OURS)
+        checks.append(_goal("write <= 1.10x raw", store, write and write.ratio_to_raw, 1.10, "x"))
+        checks.append(_goal("load one <= 1.5x raw", store, load and load.ratio_to_raw, 1.5, "x"))
+        small = _find(
+            rows, "2 ", store, next((r.contender for r in rows if "(asset of" in r.contender), "")
+        )
+        if load and small and load.requests is not None and small.requests is not None:
+            same = float(abs(load.requests - small.requests))
+            checks.append(_goal("load requests constant", store, same, 0, " extra"))
+        ours, raw = _find(rows, "5 ", store, OURS), _find(rows, "5 ", store, RAW)
+        ratio = None
+        if ours and raw and ours.peak_rss_mb and raw.peak_rss_mb:
+            ratio = ours.peak_rss_mb / raw.peak_rss_mb
+        checks.append(_goal("stream peak RSS <= 1.25x raw", store, ratio, 1.25, "x"))
+        checks.extend(_ahead(rows, store))
+    return checks
+
+
+def _ahead(rows: Sequence[Row], store: str) -> list[dict[str, Any]]:
+    """Ours faster than every alternative that ran, per scenario (ratio ours/alternative)."""
+    checks = []
+    for row in rows:
+        if row.store != store or row.contender not in ALTERNATIVES or row.median_s is None:
+            continue
+        ours = _find(rows, row.scenario[:2], store, OURS)
+        value = None if ours is None or ours.median_s is None else ours.median_s / row.median_s
+        label = f"ahead of {row.contender} in {row.scenario[:1]}"
+        checks.append(_goal(label, store, value, 1.0, "x"))
+    return checks
+
+
+def _cell(value: float | int | None, text: str = "{:.3f}") -> str:
+    return "" if value is None else text.format(value)
+
+
+def markdown_table(rows: Sequence[Row]) -> str:
+    """The results as one Markdown table."""
+    lines = [
+        "| Scenario | Store | Contender | Median (s) | x raw | Peak RSS (MB) | Requests | Notes |",
+        "|---|---|---|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        note = row.note if len(row.note) <= NOTE_LIMIT else row.note[:NOTE_LIMIT] + "…"
+        if row.status not in ("ok", "counts only"):
+            note = f"**{row.status}**: {note}"
+        methods = ", ".join(f"{m} {n}" for m, n in (row.requests_by_method or {}).items())
+        requests = f"{row.requests} ({methods})" if row.requests is not None else ""
+        cells = [
+            row.scenario,
+            row.store,
+            row.contender,
+            _cell(row.median_s),
+            _cell(row.ratio_to_raw, "{:.2f}x"),
+            _cell(row.peak_rss_mb, "{:.0f}"),
+            requests,
+            note.replace("|", "/"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def goals_table(checks: Sequence[dict[str, Any]]) -> str:
+    """The goal checks as a Markdown table."""
+    lines = ["| Goal | Store | Measured | Limit | Met |", "|---|---|---:|---:|---|"]
+    for check in checks:
+        met = "yes" if check["met"] else "**no**"
+        lines.append(
+            f"| {check['goal']} | {check['store']} | {check['value']} | {check['limit']} | {met} |"
+        )
+    return "\n".join(lines)
+
+
+def write_json(path: Path, meta: dict[str, Any], rows: Sequence[Row], checks: list[Any]) -> None:
+    """The full results (every round's timings) as JSON."""
+    document = {"meta": meta, "rows": [row.to_json() for row in rows], "goals": checks}
+    path.write_text(json.dumps(document, indent=2) + "\n")
