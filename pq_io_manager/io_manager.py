@@ -111,7 +111,7 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         base_path = normalize_base_path(self.base_path)
         cutoff = time.time() - self.abandoned_staging_seconds
         try:
-            removed = self._store.sweep(staging_directory(base_path), cutoff)
+            removed = self._store.sweep(base_path, staging_directory(base_path), cutoff)
         except Exception as error:  # e.g. a read-only role: sweeping is housekeeping only
             get_dagster_logger().debug(
                 f"not sweeping abandoned staging under {base_path}: {brief(error)}"
@@ -180,12 +180,8 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
             collected = frame if isinstance(frame, pl.DataFrame) else frame.collect()
             parts = split_by_partitions(collected, targets, where)
         dataset.check_schema(parts[0][1].collect_schema(), dataset.file_for(parts[0][0]), where)
-        written = []
-        for key, (columns, part) in zip(keys, parts, strict=True):
-            file = dataset.write(columns, part, f"{_asset_name(context)} partition {key!r}")
-            dataset.remove_except({file.uri}, directory=posixpath.dirname(file.uri))
-            written.append(file)
-        return written
+        descriptions = [f"{_asset_name(context)} partition {key!r}" for key in keys]
+        return dataset.write_many(parts, descriptions, replace_directories=True)
 
     def _write_whole(
         self, context: OutputContext, dataset: Dataset, frame: Frame, where: str
@@ -197,7 +193,7 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
             parts = split_by_values(collected, names, where)
         else:
             parts = [((), frame)]
-        written = [dataset.write(columns, part, where) for columns, part in parts]
+        written = dataset.write_many(parts, [where] * len(parts), replace_directories=False)
         dataset.remove_except({file.uri for file in written})
         return written
 

@@ -6,6 +6,7 @@ fails mid-stream. No Dagster import.
 """
 
 import json
+import posixpath
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -36,6 +37,7 @@ from pq_io_manager.stores import LocalStore, Store
 # the types of `partition_by` split columns, which hive paths only hold as text.
 PARTITION_TYPES_KEY = "pq_io_manager.partition_types"
 _EXISTENCE_CHECK_THREADS = 16
+_WRITE_THREADS = 4
 _DISCARD_QUIET_SECONDS = 2.0
 _DISCARD_DEADLINE_SECONDS = 20.0
 _DISCARD_INTERVAL_SECONDS = 0.1
@@ -66,17 +68,66 @@ class Dataset:
         return partition_file(self.root, columns)
 
     def write(self, columns: tuple[PartitionColumn, ...], frame: Frame, where: str) -> WrittenFile:
-        """Stage, publish and return one partition's file; on failure nothing changes."""
+        """Write one partition's file so that it appears whole or not at all."""
         final = self.file_for(columns)
-        staged = staging_uri(self.base_path, uuid.uuid4().hex)
         metadata = {PARTITION_TYPES_KEY: json.dumps({c.name: str(c.dtype) for c in columns})}
+        if isinstance(frame, pl.DataFrame) and self.store.atomic_uploads:
+            # An in-memory frame cannot fail mid-stream, and an S3 upload is all-or-nothing
+            # (polars aborts a multipart upload whose parts fail), so no staging is needed.
+            try:
+                frame.write_parquet(final, metadata=metadata, **self.store.polars_options())
+            except Exception as error:
+                raise _write_error(error, where, final) from error
+            return WrittenFile(final, columns, frame.height, self.store.size(final))
+        return self._write_through_staging(columns, frame, final, metadata, where)
+
+    def write_many(
+        self,
+        parts: Sequence[tuple[tuple[PartitionColumn, ...], Frame]],
+        descriptions: Sequence[str],
+        replace_directories: bool,
+    ) -> list[WrittenFile]:
+        """Write several partitions concurrently (polars releases the GIL; S3 latency overlaps).
+
+        Each partition is written whole or not at all; when one fails, the others still
+        finish and the first error is raised. With `replace_directories`, other files in each
+        written partition's directory are removed.
+        """
+
+        def write_one(index: int) -> WrittenFile:
+            columns, frame = parts[index]
+            file = self.write(columns, frame, descriptions[index])
+            if replace_directories:
+                self.remove_except({file.uri}, directory=posixpath.dirname(file.uri))
+            return file
+
+        if len(parts) == 1:
+            return [write_one(0)]
+        with ThreadPoolExecutor(min(_WRITE_THREADS, len(parts))) as pool:
+            futures = [pool.submit(write_one, index) for index in range(len(parts))]
+        failed = [future.exception() for future in futures if future.exception() is not None]
+        if failed:
+            raise failed[0]  # type: ignore[misc]
+        return [future.result() for future in futures]
+
+    def _write_through_staging(
+        self,
+        columns: tuple[PartitionColumn, ...],
+        frame: Frame,
+        final: str,
+        metadata: dict[str, str],
+        where: str,
+    ) -> WrittenFile:
+        # polars commits a truncated file when a LazyFrame fails mid-stream, and local files
+        # are written in place: stage outside the asset, then publish atomically.
+        staged = staging_uri(self.base_path, uuid.uuid4().hex)
         try:
             row_count = self._write_staged(frame, staged, metadata)
-            self.store.publish(staged, final)
+            size = self.store.publish(staged, final)
         except BaseException as error:  # also on KeyboardInterrupt: never leave staging behind
             self._discard(staged)
             raise _write_error(error, where, final) from error
-        return WrittenFile(final, columns, row_count, self.store.size(final))
+        return WrittenFile(final, columns, row_count, size)
 
     def remove_except(self, keep: set[str], directory: str | None = None) -> list[str]:
         """Delete every file below `directory` (default: the whole asset) not in `keep`."""

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 _DELETE_BATCH = 1000
+_SINGLE_COPY_LIMIT = 5 * 1024**3  # S3's limit for one CopyObject
 
 
 class Store(Protocol):
@@ -35,8 +36,12 @@ class Store(Protocol):
     ) -> list[str]:
         """Files below `directory` (URIs, sorted, at most `limit`); empty when it does not exist."""
 
-    def publish(self, staged: str, final: str) -> None:
-        """Atomically make the staged file visible at `final`, replacing what was there."""
+    @property
+    def atomic_uploads(self) -> bool:
+        """Whether a file written in one go appears whole or not at all (S3 PUT/multipart)."""
+
+    def publish(self, staged: str, final: str) -> int:
+        """Atomically make the staged file visible at `final` (replacing it); its size."""
 
     def delete(self, uris: Iterable[str]) -> None:
         """Delete files; missing ones are ignored."""
@@ -44,8 +49,9 @@ class Store(Protocol):
     def discard(self, staged: str) -> bool:
         """Remove a staged file and anything half-uploaded for it; True if there was any."""
 
-    def sweep(self, directory: str, older_than: float) -> int:
-        """Remove staged files and uploads below `directory` started before epoch `older_than`."""
+    def sweep(self, base_path: str, staging: str, older_than: float) -> int:
+        """Remove staged files below `staging`, and unfinished uploads below `base_path`,
+        started before epoch `older_than`; how many."""
 
 
 class LocalStore:
@@ -82,12 +88,19 @@ class LocalStore:
         """Create the parent directory of `uri`."""
         os.makedirs(posixpath.dirname(uri), exist_ok=True)
 
-    def publish(self, staged: str, final: str) -> None:
+    @property
+    def atomic_uploads(self) -> bool:
+        """Files are written in place, so they must be staged and renamed."""
+        return False
+
+    def publish(self, staged: str, final: str) -> int:
         """`os.replace` is atomic on POSIX within one filesystem; fsync makes it durable."""
         self.prepare(final)
         _fsync(staged)
+        size = os.stat(staged).st_size
         os.replace(staged, final)
         _fsync(posixpath.dirname(final))
+        return size
 
     def delete(self, uris: Iterable[str]) -> None:
         """Unlink files, then prune directories left empty."""
@@ -104,9 +117,9 @@ class LocalStore:
         self.delete([staged])
         return found
 
-    def sweep(self, directory: str, older_than: float) -> int:
-        """Delete files below `directory` last modified before `older_than`."""
-        stale = [path for path in self.list_files(directory) if os.stat(path).st_mtime < older_than]
+    def sweep(self, base_path: str, staging: str, older_than: float) -> int:
+        """Delete staged files last modified before `older_than` (local files have no uploads)."""
+        stale = [path for path in self.list_files(staging) if os.stat(path).st_mtime < older_than]
         self.delete(stale)
         return len(stale)
 
@@ -164,12 +177,23 @@ class S3Store:
             keys.extend(item["Key"] for item in page.get("Contents", []))
         return [f"s3://{bucket}/{key}" for key in keys]
 
-    def publish(self, staged: str, final: str) -> None:
-        """Copy server-side (multipart above 5 GB, still atomic), then drop the staged object."""
-        source_bucket, source_key = split_s3_uri(staged)
+    @property
+    def atomic_uploads(self) -> bool:
+        """An object appears only when its PUT or CompleteMultipartUpload succeeds."""
+        return True
+
+    def publish(self, staged: str, final: str) -> int:
+        """Copy server-side in one request (multipart above 5 GB: one atomic completion too),
+        then drop the staged object."""
+        source = dict(zip(("Bucket", "Key"), split_s3_uri(staged), strict=True))
         bucket, key = split_s3_uri(final)
-        self.client.copy({"Bucket": source_bucket, "Key": source_key}, bucket, key)
+        size = self.size(staged)
+        if size <= _SINGLE_COPY_LIMIT:
+            self.client.copy_object(CopySource=source, Bucket=bucket, Key=key)  # type: ignore[arg-type]
+        else:
+            self.client.copy(source, bucket, key)  # type: ignore[arg-type]
         self.delete([staged])
+        return size
 
     def delete(self, uris: Iterable[str]) -> None:
         """DeleteObjects in batches of 1000 per bucket; errors are raised, not ignored."""
@@ -197,9 +221,10 @@ class S3Store:
             self.delete([staged])
         return found or aborted > 0
 
-    def sweep(self, directory: str, older_than: float) -> int:
-        """Abort uploads and delete objects below `directory` started before `older_than`."""
-        bucket, prefix = split_s3_uri(directory.rstrip("/") + "/")
+    def sweep(self, base_path: str, staging: str, older_than: float) -> int:
+        """Delete staged objects and abort unfinished uploads (staged or written directly by a
+        killed run) started before `older_than`."""
+        bucket, prefix = split_s3_uri(staging.rstrip("/") + "/")
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         stale = [
             f"s3://{bucket}/{item['Key']}"
@@ -208,7 +233,7 @@ class S3Store:
             if item["LastModified"].timestamp() < older_than
         ]
         self.delete(stale)
-        return len(stale) + self._abort_uploads(directory.rstrip("/") + "/", older_than)
+        return len(stale) + self._abort_uploads(base_path.rstrip("/") + "/", older_than)
 
     def _abort_uploads(self, prefix_uri: str, older_than: float | None) -> int:
         bucket, prefix = split_s3_uri(prefix_uri)
