@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a bare machine: system packages (Ceph radosgw, chromium), the
-# virtualenv, lint and type checks, then every test (S3 servers and dagster dev included).
+# virtualenv (dependency versions pinned by constraints.txt, the set CI was green with), lint
+# and type checks, then every test (S3 servers and dagster dev included).
 # Extra arguments go to pytest, e.g. `scripts/test.sh -m "not radosgw and not e2e"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[dev]'
+.venv/bin/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
