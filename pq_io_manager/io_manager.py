@@ -1,6 +1,7 @@
 """The Dagster adapter: configuration fields and context handling only."""
 
 import contextlib
+import dataclasses
 import posixpath
 import time
 import typing
@@ -194,8 +195,11 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         else:
             parts = [((), frame)]
         written = dataset.write_many(parts, [where] * len(parts), replace_directories=False)
-        dataset.remove_except({file.uri for file in written})
-        return written
+        sizes = dataset.remove_except({file.uri for file in written})
+        return [
+            dataclasses.replace(file, size_bytes=sizes.get(file.uri, file.size_bytes))
+            for file in written
+        ]
 
     def _partition_files(
         self, context: InputContext, dataset: Dataset, metadata: Any, where: str
@@ -264,5 +268,5 @@ def _output_metadata(
         ),
         "dagster/uri": MetadataValue.path(uri),
         "files": MetadataValue.json([file.uri for file in written]),
-        "size_bytes": sum(file.size_bytes for file in written),
+        "size_bytes": sum(file.size_bytes or 0 for file in written),
     }

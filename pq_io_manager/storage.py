@@ -5,6 +5,7 @@ atomically (rename or server-side copy), because polars commits truncated files 
 fails mid-stream. No Dagster import.
 """
 
+import dataclasses
 import json
 import posixpath
 import time
@@ -52,7 +53,7 @@ class WrittenFile:
     uri: str
     columns: tuple[PartitionColumn, ...]
     row_count: int
-    size_bytes: int
+    size_bytes: int | None  # None until listed (an upload straight to its key returns none)
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class Dataset:
                 frame.write_parquet(final, metadata=metadata, **self.store.polars_options())
             except Exception as error:
                 raise _write_error(error, where, final) from error
-            return WrittenFile(final, columns, frame.height, self.store.size(final))
+            return WrittenFile(final, columns, frame.height, size_bytes=None)
         return self._write_through_staging(columns, frame, final, metadata, where)
 
     def write_many(
@@ -98,7 +99,8 @@ class Dataset:
             columns, frame = parts[index]
             file = self.write(columns, frame, descriptions[index])
             if replace_directories:
-                self.remove_except({file.uri}, directory=posixpath.dirname(file.uri))
+                kept = self.remove_except({file.uri}, directory=posixpath.dirname(file.uri))
+                file = dataclasses.replace(file, size_bytes=kept.get(file.uri, file.size_bytes))
             return file
 
         if len(parts) == 1:
@@ -129,15 +131,15 @@ class Dataset:
             raise _write_error(error, where, final) from error
         return WrittenFile(final, columns, row_count, size)
 
-    def remove_except(self, keep: set[str], directory: str | None = None) -> list[str]:
-        """Delete every file below `directory` (default: the whole asset) not in `keep`."""
+    def remove_except(self, keep: set[str], directory: str | None = None) -> dict[str, int]:
+        """Delete every file below `directory` (default: the whole asset) not in `keep`;
+        return the sizes of the kept files found."""
         if directory is None:
-            stale = [uri for uri in self.store.list_files(self.root) if uri not in keep]
+            listed = self.store.list_files(self.root)
         else:
             listed = self.store.list_files(directory, recursive=False)
-            stale = [uri for uri in listed if uri not in keep]
-        self.store.delete(stale)
-        return stale
+        self.store.delete([uri for uri in listed if uri not in keep])
+        return {uri: size for uri, size in listed.items() if uri in keep}
 
     def check_schema(self, schema: pl.Schema, replacing: str, where: str) -> None:
         """Refuse a schema whose shared columns differ in type from a stored partition's."""
@@ -178,7 +180,7 @@ class Dataset:
         self, names: Sequence[str], where: str
     ) -> list[tuple[str, tuple[PartitionColumn, ...]]]:
         """Every file of an asset split by `names`, with typed column values."""
-        uris = self.store.list_files(self.root)
+        uris = list(self.store.list_files(self.root))
         if not uris:
             raise MissingPartitionError(
                 f"{where}: no data below {self.root}. Materialize the upstream asset first."

@@ -33,8 +33,8 @@ class Store(Protocol):
 
     def list_files(
         self, directory: str, recursive: bool = True, limit: int | None = None
-    ) -> list[str]:
-        """Files below `directory` (URIs, sorted, at most `limit`); empty when it does not exist."""
+    ) -> dict[str, int]:
+        """Files below `directory` (URI to size, sorted, at most `limit`); empty when absent."""
 
     @property
     def atomic_uploads(self) -> bool:
@@ -74,7 +74,7 @@ class LocalStore:
 
     def list_files(
         self, directory: str, recursive: bool = True, limit: int | None = None
-    ) -> list[str]:
+    ) -> dict[str, int]:
         """Files below `directory`, skipping nothing."""
         found: list[str] = []
         for current, directories, files in os.walk(directory):
@@ -82,7 +82,7 @@ class LocalStore:
             found.extend(posixpath.join(current, name) for name in sorted(files))
             if not recursive or (limit is not None and len(found) >= limit):
                 break
-        return found[:limit]
+        return {path: os.stat(path).st_size for path in found[:limit]}
 
     def prepare(self, uri: str) -> None:
         """Create the parent directory of `uri`."""
@@ -164,7 +164,7 @@ class S3Store:
 
     def list_files(
         self, directory: str, recursive: bool = True, limit: int | None = None
-    ) -> list[str]:
+    ) -> dict[str, int]:
         """List keys below `directory/` (only this level when not recursive)."""
         bucket, prefix = split_s3_uri(directory.rstrip("/") + "/")
         arguments: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
@@ -172,10 +172,11 @@ class S3Store:
             arguments["Delimiter"] = "/"
         if limit is not None:
             arguments["PaginationConfig"] = {"MaxItems": limit, "PageSize": limit}
-        keys: list[str] = []
+        found: dict[str, int] = {}
         for page in self.client.get_paginator("list_objects_v2").paginate(**arguments):
-            keys.extend(item["Key"] for item in page.get("Contents", []))
-        return [f"s3://{bucket}/{key}" for key in keys]
+            for item in page.get("Contents", []):
+                found[f"s3://{bucket}/{item['Key']}"] = int(item["Size"])
+        return found
 
     @property
     def atomic_uploads(self) -> bool:
