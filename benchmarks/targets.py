@@ -146,10 +146,9 @@ def _radosgw_target(workdir: Path) -> Iterator[Target]:
     from tests.servers.radosgw_server import run_radosgw
 
     os.environ.setdefault("CEPH_MEMSTORE_BYTES", RADOSGW_MEMSTORE_BYTES)
-    # No counting proxy: tests.servers.http_proxy hangs relaying some radosgw responses
-    # (boto3 UploadPartCopy, GetObject of a pickle); requests are counted on moto only.
-    with run_radosgw(workdir) as endpoint:
-        yield _s3_target("radosgw", endpoint, None)
+
+    with run_radosgw(workdir) as endpoint, HttpProxy(endpoint.endpoint_url) as proxy:
+        yield _s3_target("radosgw", endpoint, proxy)
 
 
 def available_stores() -> list[str]:

@@ -10,7 +10,7 @@ import json
 import posixpath
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -77,7 +77,11 @@ class Dataset:
             # (polars aborts a multipart upload whose parts fail), so no staging is needed.
             try:
                 frame.write_parquet(final, metadata=metadata, **self.store.polars_options())
-            except Exception as error:
+            except BaseException as error:
+                # polars does not always abort the multipart upload of a failed PUT; the
+                # object itself never appeared. (A concurrent writer of the same partition
+                # would see its own upload aborted and fail cleanly too.)
+                self._settle(lambda: self.store.abort_uploads(final) > 0)
                 raise _write_error(error, where, final) from error
             return WrittenFile(final, columns, frame.height, size_bytes=None)
         return self._write_through_staging(columns, frame, final, metadata, where)
@@ -241,15 +245,18 @@ class Dataset:
         return {uri for uri, flag in zip(uris, flags, strict=True) if flag}
 
     def _discard(self, staged: str) -> None:
+        self._settle(lambda: self.store.discard(staged))
+
+    def _settle(self, clean: Callable[[], bool]) -> None:
         # polars finishes (commits) a failed sink's upload in the background after raising,
-        # usually within milliseconds but sometimes seconds later, so keep deleting: until a
+        # usually within milliseconds but sometimes seconds later, so keep cleaning: until a
         # short quiet period when nothing ever showed up (e.g. a refused connection), or until
         # what did show up has stayed gone. Only failure paths pay this.
         started = time.monotonic()
         seen_at: float | None = None
         while time.monotonic() - started < _DISCARD_DEADLINE_SECONDS:
             try:
-                found = self.store.discard(staged)
+                found = clean()
             except Exception:  # the original error matters more than a failed cleanup
                 return
             now = time.monotonic()

@@ -49,6 +49,9 @@ class Store(Protocol):
     def discard(self, staged: str) -> bool:
         """Remove a staged file and anything half-uploaded for it; True if there was any."""
 
+    def abort_uploads(self, uri: str) -> int:
+        """Abort unfinished uploads to exactly `uri`; how many."""
+
     def sweep(self, base_path: str, staging: str, older_than: float) -> int:
         """Remove staged files below `staging`, and unfinished uploads below `base_path`,
         started before epoch `older_than`; how many."""
@@ -110,6 +113,10 @@ class LocalStore:
             except FileNotFoundError:
                 continue
             _remove_empty_parents(posixpath.dirname(uri), self.base_path)
+
+    def abort_uploads(self, uri: str) -> int:
+        """Local files have no uploads."""
+        return 0
 
     def discard(self, staged: str) -> bool:
         """Remove a staged file if polars left one behind."""
@@ -214,9 +221,13 @@ class S3Store:
                     failed = response["Errors"][0]
                     raise OSError(f"deleting s3://{bucket}/{failed.get('Key')} failed: {failed}")
 
+    def abort_uploads(self, uri: str) -> int:
+        """Abort the multipart uploads to exactly this key."""
+        return self._abort_uploads(uri, older_than=None, exact=True)
+
     def discard(self, staged: str) -> bool:
         """Delete the staged object and abort multipart uploads polars left open for it."""
-        aborted = self._abort_uploads(staged, older_than=None)
+        aborted = self._abort_uploads(staged, older_than=None, exact=True)
         found = self.exists(staged)
         if found:
             self.delete([staged])
@@ -236,13 +247,15 @@ class S3Store:
         self.delete(stale)
         return len(stale) + self._abort_uploads(base_path.rstrip("/") + "/", older_than)
 
-    def _abort_uploads(self, prefix_uri: str, older_than: float | None) -> int:
+    def _abort_uploads(self, prefix_uri: str, older_than: float | None, exact: bool = False) -> int:
         bucket, prefix = split_s3_uri(prefix_uri)
         pages = self.client.get_paginator("list_multipart_uploads").paginate(
             Bucket=bucket, Prefix=prefix
         )
         aborted = 0
         for upload in (upload for page in pages for upload in page.get("Uploads", [])):
+            if exact and upload["Key"] != prefix:
+                continue
             if older_than is None or upload["Initiated"].timestamp() < older_than:
                 self.client.abort_multipart_upload(
                     Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]

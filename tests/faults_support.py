@@ -26,6 +26,7 @@ from typing import Any
 
 import dagster as dg
 import polars as pl
+import pytest
 from dagster_aws.s3 import S3Resource
 
 from pq_io_manager import PartitionedParquetIOManager
@@ -36,6 +37,11 @@ from tests.servers.http_proxy import HttpProxy
 REPO = Path(__file__).resolve().parents[1]
 DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-03-01")
 STAGING = ".pq-staging/"
+SERVERS = [
+    pytest.param("moto", marks=pytest.mark.s3),
+    pytest.param("radosgw", marks=[pytest.mark.s3, pytest.mark.radosgw]),
+]
+"""Both real S3 implementations, for `@pytest.mark.parametrize("server", SERVERS)`."""
 # polars uploads a file in one PUT up to 32 MiB and with multipart uploads above that.
 MULTIPART_ROWS = 16_000_000
 ROWS = 20_000
@@ -92,6 +98,27 @@ def private_proxy(upstream: str, log_path: Path | None = None) -> Iterator[HttpP
     """A fault-injecting proxy of this test's own, so the shared one never carries faults."""
     with HttpProxy(upstream, log_path=log_path, upstream_timeout=60.0) as proxy:
         yield proxy
+
+
+def server_endpoint(request: pytest.FixtureRequest, server: str) -> tuple[S3Endpoint, str]:
+    """The session's endpoint of `server` ("moto" or "radosgw") and the server's own URL."""
+    endpoint: S3Endpoint = request.getfixturevalue(f"{server}_endpoint")
+    direct = request.getfixturevalue("moto_server").direct_url if server == "moto" else None
+    return endpoint, upstream_url(endpoint, direct)
+
+
+@contextlib.contextmanager
+def proxied_server(
+    request: pytest.FixtureRequest, server: str, log_path: Path | None = None
+) -> Iterator[tuple[S3Endpoint, HttpProxy]]:
+    """`(endpoint, proxy)`: a fresh `HttpProxy` of the test's own in front of the server
+    itself (moto or radosgw), and the server's endpoint reached through it.
+
+    For a fixture: `with proxied_server(request, request.param) as pair: yield pair`.
+    """
+    endpoint, upstream = server_endpoint(request, server)
+    with private_proxy(upstream, log_path) as proxy:
+        yield dataclasses.replace(endpoint, endpoint_url=proxy.url, request_log=None), proxy
 
 
 def proxied_lake(lake: Lake, proxy_url: str, **resource_overrides: Any) -> Lake:
@@ -206,11 +233,15 @@ def run_worker(spec: dict[str, Any]) -> None:
     """Materialize `spec["keys"]` in turn, `rounds` times, printing one JSON line each."""
     rows, tag = int(spec.get("rows", 1000)), str(spec.get("tag", "v"))
 
+    eager = bool(spec.get("eager", False))
+
     @dg.asset(
         name=spec.get("asset", "events"), partitions_def=DAILY, metadata={"partition_by": "date"}
     )
-    def events(context: dg.AssetExecutionContext) -> pl.LazyFrame:
-        return payload(context.partition_key, rows, tag)
+    def events(context: dg.AssetExecutionContext) -> Any:
+        frame = payload(context.partition_key, rows, tag)
+        # eager: a DataFrame, which goes straight to its final key on S3 (no staging)
+        return frame.collect() if eager else frame
 
     manager = _worker_manager(spec)
     if "barrier" in spec:  # say we are ready, then wait for the go

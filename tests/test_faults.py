@@ -2,8 +2,9 @@
 
 Mid-stream failures and SIGKILL run against both real S3 implementations (moto and Ceph
 radosgw) and local disk; network faults (cuts, 5xx) go through a fault-injecting proxy of the
-test's own (`HttpProxy` in front of moto itself, so the shared logging proxy never carries
-faults); key expiry and revocation use a private moto with IAM.
+test's own (`HttpProxy` in front of the server itself, so moto's shared logging proxy never
+carries faults), also against both servers; key expiry and revocation use a private moto with
+IAM.
 
 After each fault the test checks that the previous
 version of the partition is byte-identical, that no other partition changed, that nothing
@@ -33,6 +34,7 @@ from pq_io_manager import PartitionedParquetIOManager, WriteError
 from tests.faults_support import (
     DAILY,
     MULTIPART_ROWS,
+    SERVERS,
     etags,
     expected,
     failing_at_the_end,
@@ -41,8 +43,8 @@ from tests.faults_support import (
     private_proxy,
     proxied_lake,
     s3_resource,
+    server_endpoint,
     start_worker,
-    upstream_url,
     wait_for,
     worker_spec,
 )
@@ -51,14 +53,7 @@ from tests.servers import S3Endpoint
 from tests.servers.http_proxy import HttpProxy
 from tests.servers.moto_server import MotoServer, start_moto_server
 
-SERVERS = [
-    pytest.param("moto", marks=pytest.mark.s3),
-    pytest.param("radosgw", marks=[pytest.mark.s3, pytest.mark.radosgw]),
-]
 STORES = [pytest.param("local"), *SERVERS]
-# tests/servers/http_proxy.py hangs in front of radosgw (a response it cannot frame), so the
-# proxy-based faults run against moto only for now.
-PROXIED = [pytest.param("moto", marks=pytest.mark.s3)]
 OLD, OTHER = "2024-01-05", "2024-01-04"
 # Long enough for polars' background completion of a failed sink to land if it is going to.
 SETTLE_SECONDS = 3.0
@@ -91,11 +86,10 @@ def remote_lake(request: pytest.FixtureRequest, server: str) -> tuple[Lake, str]
     if server == "local":
         tmp_path: Path = request.getfixturevalue("tmp_path")
         return local_lake(tmp_path / "lake"), ""
-    endpoint: S3Endpoint = request.getfixturevalue(f"{server}_endpoint")
-    direct = request.getfixturevalue("moto_server").direct_url if server == "moto" else None
+    endpoint, upstream = server_endpoint(request, server)
     bucket = f"faults-{uuid.uuid4().hex[:16]}"
     endpoint.client().create_bucket(Bucket=bucket)
-    return s3_lake(endpoint, bucket), upstream_url(endpoint, direct)
+    return s3_lake(endpoint, bucket), upstream
 
 
 def seeded(lake: Lake) -> dict[str, str]:
@@ -133,11 +127,18 @@ def test_lazy_output_failing_mid_stream_leaves_no_upload_or_staging(
     assert_untouched(lake, before)
 
 
+def frames_of(kind: str) -> Callable[[pl.LazyFrame], Any]:
+    """Lazy outputs are staged then copied; eager ones are uploaded straight to their key."""
+    return (lambda frame: frame) if kind == "lazy" else (lambda frame: frame.collect())
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("server", PROXIED)
+@pytest.mark.parametrize("kind", ["lazy", "eager"])
+@pytest.mark.parametrize("server", SERVERS)
 def test_connection_cut_mid_upload_is_retried_or_fails_cleanly(
-    request: pytest.FixtureRequest, server: str
+    request: pytest.FixtureRequest, server: str, kind: str
 ) -> None:
+    shape = frames_of(kind)
     direct, upstream = remote_lake(request, server)
     with private_proxy(upstream) as proxy:
         lake = proxied_lake(direct, proxy.url, max_attempts=2)
@@ -145,7 +146,7 @@ def test_connection_cut_mid_upload_is_retried_or_fails_cleanly(
 
         # one cut: the request is retried and the partition is written whole
         proxy.cut_upload_after(1 << 20, count=1)
-        write(lake, OTHER, lambda key: payload(key, 3_000_000, "new"))
+        write(lake, OTHER, lambda key: shape(payload(key, 3_000_000, "new")))
         assert proxy.count(fault="cut") == 1
         stored = lake.read(f"events/date={OTHER}/data.parquet")
         assert stored.equals(expected(OTHER, 3_000_000, "new"))
@@ -155,7 +156,7 @@ def test_connection_cut_mid_upload_is_retried_or_fails_cleanly(
         proxy.reset_counts()
         proxy.cut_upload_after(1 << 20, count=1000)
         with pytest.raises(WriteError, match=r"(?is)partition '2024-01-05'.*connection.*untouched"):
-            write(lake, OLD, lambda key: payload(key, MULTIPART_ROWS, "new"))
+            write(lake, OLD, lambda key: shape(payload(key, MULTIPART_ROWS, "new")))
         proxy.clear_faults()
         assert proxy.count(fault="cut") >= 2
         assert any("partNumber=" in record.path for record in proxy.requests), "not multipart"
@@ -166,7 +167,7 @@ def test_connection_cut_mid_upload_is_retried_or_fails_cleanly(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("server", PROXIED)
+@pytest.mark.parametrize("server", SERVERS)
 def test_transient_server_errors_are_retried_and_persistent_ones_fail_cleanly(
     request: pytest.FixtureRequest, server: str
 ) -> None:
@@ -252,10 +253,17 @@ def _sweep_messages(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("server", STORES)
+@pytest.mark.parametrize(
+    ("server", "kind"),
+    [
+        *(pytest.param(store.values[0], "lazy", marks=store.marks) for store in STORES),
+        *(pytest.param(server.values[0], "eager", marks=server.marks) for server in SERVERS),
+    ],
+)
 def test_sigkill_mid_upload_keeps_the_old_version_and_a_later_run_sweeps_the_leftover(
     request: pytest.FixtureRequest,
     server: str,
+    kind: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -263,7 +271,10 @@ def test_sigkill_mid_upload_keeps_the_old_version_and_a_later_run_sweeps_the_lef
     caplog.set_level(logging.INFO)
     lake, _ = remote_lake(request, server)
     before = seeded(lake)
-    spec = worker_spec(lake, [OLD], rows=80_000_000, tag="killed")
+    # an eager frame is uploaded straight to the partition's key: its unfinished upload sits
+    # under the asset, not in staging, and the sweep must still find it
+    rows = 80_000_000 if kind == "lazy" else 30_000_000
+    spec = worker_spec(lake, [OLD], rows=rows, tag="killed", eager=kind == "eager")
     worker = start_worker(lake, spec, tmp_path / "worker.log")
     try:
         reached = wait_for(lambda: _wait_mid_upload(lake), timeout=120, interval=0.1)

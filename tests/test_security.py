@@ -1,6 +1,5 @@
 """No secret leaks, no unsigned request, no write outside the asset's directory."""
 
-import dataclasses
 import traceback
 import uuid
 from pathlib import Path
@@ -14,22 +13,15 @@ from pq_io_manager import PartitionedParquetIOManager
 from tests.faults_support import (
     failing_at_the_end,
     payload,
-    private_proxy,
+    proxied_server,
     s3_resource,
-    upstream_url,
+    server_endpoint,
 )
 from tests.lake import s3_lake
-from tests.servers import S3Endpoint
 from tests.servers.http_proxy import read_request_log
-from tests.test_faults import PROXIED, SERVERS, events_asset
+from tests.test_faults import SERVERS, events_asset
 
 WRONG_SECRET = "WrongSecret-" + uuid.uuid4().hex
-
-
-def endpoint_and_upstream(request: pytest.FixtureRequest, server: str) -> tuple[S3Endpoint, str]:
-    endpoint: S3Endpoint = request.getfixturevalue(f"{server}_endpoint")
-    direct = request.getfixturevalue("moto_server").direct_url if server == "moto" else None
-    return endpoint, upstream_url(endpoint, direct)
 
 
 def everything_recorded(instance: dg.DagsterInstance, error: BaseException | None) -> str:
@@ -51,7 +43,7 @@ def test_no_secret_in_events_metadata_logs_errors_or_reprs(
     capfd: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    endpoint, _ = endpoint_and_upstream(request, server)
+    endpoint, _ = server_endpoint(request, server)
     bucket = f"secrets-{uuid.uuid4().hex[:12]}"
     endpoint.client().create_bucket(Bucket=bucket)
     lake = s3_lake(endpoint, bucket)
@@ -101,18 +93,18 @@ def test_no_secret_in_events_metadata_logs_errors_or_reprs(
         assert secret not in text
 
 
-@pytest.mark.parametrize("server", PROXIED)
+@pytest.mark.parametrize("server", SERVERS)
 def test_every_request_is_signed(
     request: pytest.FixtureRequest, server: str, tmp_path: Path
 ) -> None:
     """A logging proxy of the test's own in front of each server records every request of a
     write, a read, a failure and the start-of-process sweep."""
-    endpoint, upstream = endpoint_and_upstream(request, server)
+    endpoint, _ = server_endpoint(request, server)
     bucket = f"signed-{uuid.uuid4().hex[:12]}"
     endpoint.client().create_bucket(Bucket=bucket)
     log = tmp_path / "requests.jsonl"
-    with private_proxy(upstream, log_path=log) as proxy:
-        lake = s3_lake(dataclasses.replace(endpoint, endpoint_url=proxy.url), bucket)
+    with proxied_server(request, server, log_path=log) as (proxied, _):
+        lake = s3_lake(proxied, bucket)
         ok = events_asset(lambda key: payload(key, 1000))
 
         @dg.asset(partitions_def=ok.partitions_def, metadata={"partition_by": "date"})
@@ -132,6 +124,8 @@ def test_every_request_is_signed(
     records = read_request_log(log)
     methods = {record["method"] for record in records}
     assert {"GET", "PUT", "POST", "HEAD"} <= methods
+    sweeps = [r for r in records if r["method"] == "GET" and "uploads" in r["path"]]
+    assert sweeps, "the start-of-process sweep did not list multipart uploads"
     unsigned = [record for record in records if record["authorization"] != "sigv4-header"]
     assert unsigned == []
     assert all(record["status"] in (200, 204, 206, 404) for record in records), records
@@ -141,7 +135,7 @@ def test_every_request_is_signed(
 def test_partition_keys_and_values_never_address_anything_outside_the_asset(
     request: pytest.FixtureRequest, server: str
 ) -> None:
-    endpoint, _ = endpoint_and_upstream(request, server)
+    endpoint, _ = server_endpoint(request, server)
     bucket = f"escape-{uuid.uuid4().hex[:12]}"
     client = endpoint.client()
     client.create_bucket(Bucket=bucket)

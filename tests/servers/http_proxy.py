@@ -4,6 +4,10 @@
 `http://127.0.0.1:PORT`. It streams bodies (Content-Length, `Transfer-Encoding: chunked`,
 `Expect: 100-continue`) without buffering them whole, keeps client connections alive across
 requests, and forwards the request head byte for byte (so SigV4 signatures stay valid).
+Each client connection has its own upstream connection, kept alive while the server allows it
+(radosgw does; moto closes after every response): a connection the server has closed, or one
+idle for longer than `upstream_idle_timeout`, is replaced before a request is sent on it, and a
+bodyless idempotent request that meets a connection closed under it is sent once more.
 
 Every request becomes a `RequestRecord` (and, with `log_path`, one JSON line flushed at once).
 Header values are never recorded: only whether the request carried a SigV4 signature. Query
@@ -30,6 +34,7 @@ import io
 import itertools
 import json
 import re
+import select
 import socket
 import struct
 import threading
@@ -46,6 +51,10 @@ BUFFER_SIZE = 1 << 20
 MAX_LINE = 1 << 16
 """Longest accepted request line, header line or chunk-size line."""
 MAX_HEADER_LINES = 256
+UPSTREAM_IDLE_SECONDS = 20.0
+"""An idle upstream connection older than this is replaced rather than reused."""
+_RETRYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+"""Idempotent methods: resent once, when bodyless, if a reused connection turns out closed."""
 
 RequestPredicate = Callable[[str, str], bool]
 """`predicate(method, path_and_query) -> bool` selecting requests for a fault."""
@@ -119,6 +128,10 @@ class _ProtocolError(Exception):
 
 class _PeerClosedError(Exception):
     """The peer closed the connection in the middle of a message."""
+
+
+class _NoResponseError(_PeerClosedError):
+    """The upstream closed (or reset) the connection without sending a response byte."""
 
 
 class _CutConnectionError(Exception):
@@ -381,16 +394,24 @@ class _HoldLastSender:
 
 
 class _Upstream:
-    """The upstream connection of one client connection, reopened when the server closed it."""
+    """The upstream connection of one client connection, kept alive between requests.
+
+    An idle connection is reused only if the server has not closed it (nothing readable: a
+    zero-timeout poll, never a blocking read) and it has been idle for less than
+    `upstream_idle_timeout`, which stays below the keep-alive timeouts of real servers so
+    that the proxy never races a server closing an idle connection.
+    """
 
     def __init__(self, proxy: HttpProxy) -> None:
         self.proxy = proxy
         self.connection: socket.socket | None = None
         self.reader: io.BufferedReader | None = None
+        self.idle_since = 0.0
 
-    def ensure_open(self) -> tuple[socket.socket, io.BufferedReader]:
-        if self.connection is not None and self.reader is not None and not self._stale():
-            return self.connection, self.reader
+    def ensure_open(self) -> tuple[socket.socket, io.BufferedReader, bool]:
+        """The connection to send the next request on, and whether it is a reused one."""
+        if self.connection is not None and self.reader is not None and self._reusable():
+            return self.connection, self.reader, True
         self.close()
         connection = socket.create_connection(self.proxy.upstream_address, timeout=None)
         connection.settimeout(self.proxy.upstream_timeout)
@@ -398,32 +419,43 @@ class _Upstream:
         self.proxy._track(connection)
         self.connection = connection
         self.reader = _buffered_reader(connection)
-        return connection, self.reader
+        return connection, self.reader, False
 
-    def send_head(self, raw: bytes) -> tuple[socket.socket, io.BufferedReader]:
-        """Send a request head, retrying once on a fresh connection if a reused one failed."""
-        reused = self.connection is not None
-        connection, reader = self.ensure_open()
+    def send_head(self, raw: bytes) -> tuple[socket.socket, io.BufferedReader, bool]:
+        """Send a request head, retrying once on a fresh connection if a reused one failed.
+
+        Returns the connection, its reader, and whether the connection was a reused one.
+        """
+        connection, reader, reused = self.ensure_open()
         try:
             connection.sendall(raw)
         except OSError:
             self.close()
             if not reused:
                 raise
-            connection, reader = self.ensure_open()
+            connection, reader, reused = self.ensure_open()
             connection.sendall(raw)
-        return connection, reader
+        return connection, reader, reused
 
-    def _stale(self) -> bool:
-        """An idle connection that is readable has been closed (or is out of sync)."""
+    def release(self, reusable: bool) -> None:
+        """The response has been relayed whole: keep the connection for the next request?"""
+        if reusable:
+            self.idle_since = time.monotonic()
+        else:
+            self.close()
+
+    def _reusable(self) -> bool:
         assert self.connection is not None
-        try:
-            self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except BlockingIOError:
+        if time.monotonic() - self.idle_since > self.proxy.upstream_idle_timeout:
             return False
+        # Readable while idle means closed by the server (or bytes out of sync): not reusable.
+        # A poll, because recv(MSG_DONTWAIT) on a socket with a timeout still waits.
+        poller = select.poll()
+        poller.register(self.connection, select.POLLIN | select.POLLERR | select.POLLHUP)
+        try:
+            return not poller.poll(0)
         except OSError:
-            return True
-        return True
+            return False
 
     def close(self) -> None:
         if self.reader is not None:
@@ -447,6 +479,9 @@ class HttpProxy:
 
     `upstream_url` is `http://127.0.0.1:PORT` (any host name works; no TLS). `log_path`, if
     given, receives one JSON line per request (the fields of `RequestRecord`), flushed at once.
+    `upstream_timeout` bounds each wait on the upstream server; an upstream connection idle
+    for longer than `upstream_idle_timeout` is not reused (servers close idle keep-alive
+    connections on their own schedule: radosgw's beast after 65 s, moto after every response).
     Use as a context manager, or call `start()` and `stop()`.
     """
 
@@ -457,6 +492,7 @@ class HttpProxy:
         *,
         upstream_timeout: float = 300.0,
         client_idle_timeout: float = 300.0,
+        upstream_idle_timeout: float = UPSTREAM_IDLE_SECONDS,
     ) -> None:
         parts = urlsplit(upstream_url)
         if parts.scheme != "http" or parts.hostname is None or parts.port is None:
@@ -465,6 +501,7 @@ class HttpProxy:
         self.log_path = log_path
         self.upstream_timeout = upstream_timeout
         self.client_idle_timeout = client_idle_timeout
+        self.upstream_idle_timeout = upstream_idle_timeout
         self.url = ""
         self._lock = threading.Lock()
         self._records: list[RequestRecord] = []
@@ -745,30 +782,50 @@ class HttpProxy:
         client: socket.socket,
         upstream: _Upstream,
     ) -> bool:
-        try:
-            connection, upstream_reader = upstream.send_head(exchange.head.raw)
-        except OSError:
-            return self._answer_upstream_error(exchange, client, upstream)
+        framing = _request_framing(exchange.head)
+        # A bodyless idempotent request can be sent again if a reused keep-alive connection
+        # turns out to have been closed by the server before it answered anything.
+        may_resend = framing == 0 and exchange.method in _RETRYABLE_METHODS
         if exchange.expect_continue:
             client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-        sender = _BodySender(connection, self._cut_limit(exchange.method), self._claim_cut)
-        try:
-            _copy_body(reader, _request_framing(exchange.head), sender)
-        finally:
-            exchange.request_bytes = sender.sent
-        try:
-            response = _read_final_head(upstream_reader)
-        except (OSError, _PeerClosedError, _ProtocolError):
-            return self._answer_upstream_error(exchange, client, upstream)
-        return self._relay_response(exchange, response, client, upstream)
+        while True:
+            try:
+                connection, upstream_reader, reused = upstream.send_head(exchange.head.raw)
+            except OSError:
+                return self._answer_upstream_error(exchange, client, upstream)
+            sender = _BodySender(connection, self._cut_limit(exchange.method), self._claim_cut)
+            try:
+                _copy_body(reader, framing, sender)
+            finally:
+                exchange.request_bytes = sender.sent
+            try:
+                response, continued = _read_final_head(upstream_reader)
+            except _NoResponseError:
+                if reused and may_resend:
+                    upstream.close()
+                    continue
+                return self._answer_upstream_error(exchange, client, upstream)
+            except (OSError, _PeerClosedError, _ProtocolError):
+                return self._answer_upstream_error(exchange, client, upstream)
+            # Whether the server read the whole body is unknown if it answered a request that
+            # asked for 100-continue without a 100 (it may skip the body) or if sending failed.
+            body_in_doubt = sender.broken or (
+                exchange.expect_continue and not continued and sender.sent > 0
+            )
+            return self._relay_response(exchange, response, client, upstream, body_in_doubt)
 
     def _relay_response(
-        self, exchange: _Exchange, response: _Head, client: socket.socket, upstream: _Upstream
+        self,
+        exchange: _Exchange,
+        response: _Head,
+        client: socket.socket,
+        upstream: _Upstream,
+        body_in_doubt: bool = False,
     ) -> bool:
         assert upstream.reader is not None
         exchange.status = _status_code(response)
         framing = _response_framing(exchange.method, exchange.status, response)
-        upstream_closes = response.has_token("Connection", "close") or framing == "close"
+        upstream_closes = body_in_doubt or framing == "close" or not _keeps_alive(response)
         close = exchange.client_wants_close or framing == "close"
         sender = _HoldLastSender(client)
         sender.push(_response_head(response, close))
@@ -778,8 +835,7 @@ class HttpProxy:
             exchange.response_bytes += len(data)
 
         _copy_body(upstream.reader, framing, to_client)
-        if upstream_closes:
-            upstream.close()
+        upstream.release(reusable=not upstream_closes)
         self._record(exchange)
         sender.flush()
         return not close
@@ -844,14 +900,38 @@ def _status_code(head: _Head) -> int:
         raise _ProtocolError("malformed status line") from error
 
 
-def _read_final_head(reader: io.BufferedReader) -> _Head:
-    """Read the upstream's response head, skipping interim 1xx responses."""
+def _read_final_head(reader: io.BufferedReader) -> tuple[_Head, bool]:
+    """Read the upstream's final response head, skipping interim 1xx responses.
+
+    Returns the head and whether a `100 Continue` preceded it. Raises `_NoResponseError` if
+    the connection was closed or reset before the first byte of a response.
+    """
+    continued = False
     while True:
-        head = _read_head(reader)
+        try:
+            head = _read_head(reader)
+        except ConnectionResetError as error:
+            if continued:
+                raise
+            raise _NoResponseError("upstream reset the connection before responding") from error
         if head is None:
-            raise _PeerClosedError("upstream closed before responding")
-        if not 100 <= _status_code(head) < 200:
-            return head
+            if continued:
+                raise _PeerClosedError("upstream closed after 100 Continue")
+            raise _NoResponseError("upstream closed before responding")
+        status = _status_code(head)
+        if status == 100:
+            continued = True
+        elif not 100 <= status < 200:
+            return head, continued
+
+
+def _keeps_alive(response: _Head) -> bool:
+    """Whether the upstream keeps the connection open after this response."""
+    if response.has_token("Connection", "close"):
+        return False
+    if response.start_line.startswith("HTTP/1.0 "):
+        return response.has_token("Connection", "keep-alive")
+    return True
 
 
 def _drain(reader: io.BufferedReader, framing: str | int) -> int:
