@@ -135,3 +135,22 @@ def test_reprs_never_show_secrets() -> None:
         assert "AKIDEXAMPLE" not in text
     assert "aws_secret_access_key='<set>'" in repr(manager)
     assert repr(connection_from_resource(resource())).count(SECRET) == 0
+
+
+def test_profile_from_the_resource_is_resolved(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = f"{tmp_path}/config"
+    with open(config, "w") as handle:
+        handle.write(
+            "[profile analytics]\n"
+            "aws_access_key_id = AKIDPROFILE\n"
+            f"aws_secret_access_key = {SECRET}\n"
+            "region = eu-north-1\n"
+        )
+    monkeypatch.setenv("AWS_CONFIG_FILE", config)
+
+    connection = connection_from_resource(S3Resource(profile_name="analytics"))
+
+    assert connection.credential_provider()()[0]["aws_access_key_id"] == "AKIDPROFILE"
+    assert connection.storage_options()["aws_region"] == "eu-north-1"
