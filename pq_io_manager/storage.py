@@ -73,8 +73,8 @@ class Dataset:
         final = self.file_for(columns)
         metadata = {PARTITION_TYPES_KEY: json.dumps({c.name: str(c.dtype) for c in columns})}
         if isinstance(frame, pl.DataFrame) and self.store.atomic_uploads:
-            # An in-memory frame cannot fail mid-stream, and an S3 upload is all-or-nothing
-            # (polars aborts a multipart upload whose parts fail), so no staging is needed.
+            # An in-memory frame cannot fail mid-stream, and an S3 object appears only when its
+            # PUT or CompleteMultipartUpload succeeds, so no staging is needed.
             try:
                 frame.write_parquet(final, metadata=metadata, **self.store.polars_options())
             except BaseException as error:
