@@ -1,4 +1,5 @@
-"""One `dagster dev` shared by the UI, GraphQL and scheduler tests (session scope).
+"""One `dagster dev` shared by the UI, GraphQL and scheduler tests (package scope: it stops
+when the end-to-end tests are done, not at the end of the whole session).
 
 The daily schedule's time is set through `PQ_DEMO_SCHEDULE_TIME` to the first full minute at
 least `SCHEDULE_LEAD_SECONDS` after start-up, and the schedule is switched on as soon as the
@@ -45,7 +46,7 @@ def artifacts_dir() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
     """`dagster dev` on a temporary lake, with the daily schedule running."""
     workdir = tmp_path_factory.mktemp("dagster-dev")
