@@ -21,7 +21,7 @@ def unpartitioned_files(dataset: Dataset, metadata: Any, where: str) -> Files:
     names = split_columns(metadata, where)
     if not names:
         uri = partition_file(dataset.root, ())
-        if not dataset.store.exists(uri):
+        if not dataset.has_file(uri):
             raise MissingPartitionError(
                 f"{where}: no data at {uri}. Materialize the upstream asset first."
             )

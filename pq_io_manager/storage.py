@@ -63,6 +63,8 @@ class Dataset:
     store: Store
     base_path: str
     root: str
+    # Scans whose footer was already read (existence check), reused when building the input.
+    _opened: dict[str, pl.LazyFrame] = dataclasses.field(default_factory=dict, compare=False)
 
     def file_for(self, columns: Sequence[PartitionColumn]) -> str:
         """The data file of the partition with these column values."""
@@ -207,9 +209,8 @@ class Dataset:
 
     def scan(self, files: Sequence[tuple[str, tuple[PartitionColumn, ...]]]) -> pl.LazyFrame:
         """One lazy frame over the files, partition columns restored with their types."""
-        options = self.store.polars_options()
         frames = [
-            pl.scan_parquet(uri, hive_partitioning=False, **options).with_columns(
+            self._raw_scan(uri).with_columns(
                 pl.lit(column.value, dtype=column.dtype).alias(column.name) for column in columns
             )
             for uri, columns in files
@@ -238,11 +239,28 @@ class Dataset:
 
     def _existing(self, uris: list[str]) -> set[str]:
         if len(uris) > _EXISTENCE_CHECK_THREADS * 2:
-            # Many partitions (e.g. all of them): one listing beats one HEAD request each.
+            # Many partitions (e.g. all of them): one listing beats one footer read each.
             return set(uris) & set(self.store.list_files(self.root))
         with ThreadPoolExecutor(_EXISTENCE_CHECK_THREADS) as pool:
-            flags = list(pool.map(self.store.exists, uris))
+            flags = list(pool.map(self.has_file, uris))
         return {uri for uri, flag in zip(uris, flags, strict=True) if flag}
+
+    def has_file(self, uri: str) -> bool:
+        """Whether the data file exists (by reading its footer, which a later scan reuses)."""
+        # Reading the footer proves the file exists at no extra cost: polars keeps it for the
+        # scan that `scan()` builds on, so a one-partition load sends what raw polars sends.
+        try:
+            self._raw_scan(uri).collect_schema()
+        except FileNotFoundError:
+            self._opened.pop(uri, None)
+            return False
+        return True
+
+    def _raw_scan(self, uri: str) -> pl.LazyFrame:
+        if uri not in self._opened:
+            options = self.store.polars_options()
+            self._opened[uri] = pl.scan_parquet(uri, hive_partitioning=False, **options)
+        return self._opened[uri]
 
     def _discard(self, staged: str) -> None:
         self._settle(lambda: self.store.discard(staged))
