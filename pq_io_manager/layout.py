@@ -183,3 +183,15 @@ def _check_segments(segments: list[str], where: str) -> None:
                 f"{where} has the path segment {segment!r}, which could address another "
                 "directory: use plain names"
             )
+
+
+def parse_dtype(text: str) -> pl.DataType:
+    """Inverse of `str(dtype)` for the partition column types (unknown names: String)."""
+    if text.startswith("Datetime"):
+        unit = "ms" if "'ms'" in text else "ns" if "'ns'" in text else "us"
+        zone = text.split("time_zone=")[-1].rstrip(")").strip("'")
+        return pl.Datetime(unit, None if zone == "None" else zone)  # type: ignore[arg-type]
+    dtype = getattr(pl, text, None)
+    if dtype is None:
+        return pl.String()
+    return dtype() if isinstance(dtype, type) else dtype  # type: ignore[no-any-return]

@@ -28,6 +28,7 @@ from pq_io_manager.frames import MISMATCH_SENTINEL, Frame
 from pq_io_manager.layout import (
     DATA_FILE_NAME,
     PartitionColumn,
+    parse_dtype,
     parse_partition_path,
     partition_file,
     staging_uri,
@@ -205,7 +206,7 @@ class Dataset:
                 f"reading the Parquet footer of {uri} failed: {brief(error)}"
             ) from error
         recorded = json.loads(metadata.get(PARTITION_TYPES_KEY, "{}"))
-        return {name: _parse_dtype(text) for name, text in recorded.items()}
+        return {name: parse_dtype(text) for name, text in recorded.items()}
 
     def scan(self, files: Sequence[tuple[str, tuple[PartitionColumn, ...]]]) -> pl.LazyFrame:
         """One lazy frame over the files, partition columns restored with their types."""
@@ -299,14 +300,3 @@ def _write_error(error: BaseException, where: str, final: str) -> BaseException:
         f"{where}: writing {final} failed ({brief(error)}); nothing was published and the "
         "previous version, if any, is untouched. Fix the cause and re-run the materialization."
     )
-
-
-def _parse_dtype(text: str) -> pl.DataType:
-    if text.startswith("Datetime"):
-        unit = "ms" if "'ms'" in text else "ns" if "'ns'" in text else "us"
-        zone = text.split("time_zone=")[-1].rstrip(")").strip("'")
-        return pl.Datetime(unit, None if zone == "None" else zone)  # type: ignore[arg-type]
-    dtype = getattr(pl, text, None)
-    if dtype is None:
-        return pl.String()
-    return dtype() if isinstance(dtype, type) else dtype  # type: ignore[no-any-return]
