@@ -234,7 +234,7 @@ class Dataset:
 
     def _read_schema(self, uri: str) -> pl.Schema:
         try:
-            return pl.scan_parquet(uri, **self.store.polars_options()).collect_schema()
+            return self._raw_scan(uri).collect_schema()
         except Exception as error:
             raise ReadError(f"reading the schema of {uri} failed: {brief(error)}") from error
 

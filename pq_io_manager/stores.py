@@ -25,12 +25,6 @@ class Store(Protocol):
     def polars_options(self) -> dict[str, Any]:
         """Keyword arguments that give polars access to this store."""
 
-    def exists(self, uri: str) -> bool:
-        """Whether a file exists at `uri`."""
-
-    def size(self, uri: str) -> int:
-        """The size in bytes of the file at `uri`."""
-
     def list_files(
         self, directory: str, recursive: bool = True, limit: int | None = None
     ) -> dict[str, int]:
@@ -66,14 +60,6 @@ class LocalStore:
     def polars_options(self) -> dict[str, Any]:
         """Local paths need no storage options."""
         return {}
-
-    def exists(self, uri: str) -> bool:
-        """Whether `uri` is an existing file."""
-        return os.path.isfile(uri)
-
-    def size(self, uri: str) -> int:
-        """File size from `stat`."""
-        return os.stat(uri).st_size
 
     def list_files(
         self, directory: str, recursive: bool = True, limit: int | None = None
