@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import time
 import urllib.request
 import uuid
@@ -216,19 +217,48 @@ class ShiftedClock:
         return time.time() + self.seconds
 
 
-def _wait_mid_upload(lake: Lake) -> bool:
-    """True once the killed-to-be worker has uploaded part of its staged file."""
+def _completes_an_upload(method: str, path: str) -> bool:
+    return method == "POST" and "uploadId=" in path
+
+
+def _kill_mid_upload(lake: Lake, upstream: str, kind: str, log_path: Path) -> None:
+    """Run a worker rewriting OLD and SIGKILL it with its upload half done.
+
+    On S3 the worker goes through a proxy that holds its CompleteMultipartUpload: the kill
+    lands after every part is uploaded and before the upload completes, whatever the speed
+    of the machine. On disk it lands once the staged file has grown past 8 MiB.
+    """
+    eager = kind == "eager"
     if lake.endpoint is None:
+        spec = worker_spec(lake, [OLD], rows=80_000_000, tag="killed", eager=eager)
+        worker = start_worker(lake, spec, log_path)
         staged = Path(lake.base_path, ".pq-staging")
-        return any(path.stat().st_size > 8 << 20 for path in staged.glob("*"))
-    client = lake.endpoint.client()
-    for upload in client.list_multipart_uploads(Bucket=lake.bucket).get("Uploads", []):
-        parts = client.list_parts(
-            Bucket=lake.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+        _kill_when(
+            worker, lambda: any(p.stat().st_size > 8 << 20 for p in staged.glob("*")), log_path
         )
-        if parts.get("Parts"):
-            return True
-    return False
+        return
+    with private_proxy(upstream) as proxy:
+        proxy.hold_requests_matching(_completes_an_upload)
+        spec = worker_spec(
+            proxied_lake(lake, proxy.url), [OLD], rows=MULTIPART_ROWS, tag="killed", eager=eager
+        )
+        worker = start_worker(lake, spec, log_path)
+        _kill_when(worker, proxy.held.is_set, log_path)
+        assert proxy.count("PUT", status=200) >= 2, "the upload was not multipart"
+
+
+def _kill_when(
+    worker: subprocess.Popen[bytes], condition: Callable[[], bool], log_path: Path
+) -> None:
+    """SIGKILL `worker` once `condition()` holds (failing with its log if it never does)."""
+    try:
+        reached = wait_for(condition, timeout=120, interval=0.05)
+        assert reached, log_path.read_text()[-2000:]
+        worker.send_signal(signal.SIGKILL)
+    finally:
+        worker.kill()
+        worker.wait()
+    assert worker.returncode == -signal.SIGKILL
 
 
 def _upload_initiated(lake: Lake) -> float:
@@ -269,21 +299,11 @@ def test_sigkill_mid_upload_keeps_the_old_version_and_a_later_run_sweeps_the_lef
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
-    lake, _ = remote_lake(request, server)
+    lake, upstream = remote_lake(request, server)
     before = seeded(lake)
     # an eager frame is uploaded straight to the partition's key: its unfinished upload sits
     # under the asset, not in staging, and the sweep must still find it
-    rows = 80_000_000 if kind == "lazy" else 30_000_000
-    spec = worker_spec(lake, [OLD], rows=rows, tag="killed", eager=kind == "eager")
-    worker = start_worker(lake, spec, tmp_path / "worker.log")
-    try:
-        reached = wait_for(lambda: _wait_mid_upload(lake), timeout=120, interval=0.1)
-        assert reached, (tmp_path / "worker.log").read_text()[-2000:]
-        worker.send_signal(signal.SIGKILL)
-    finally:
-        worker.kill()
-        worker.wait()
-    assert worker.returncode == -signal.SIGKILL
+    _kill_mid_upload(lake, upstream, kind, tmp_path / "worker.log")
 
     staged, uploads = leftovers(lake)
     assert_untouched(lake, before)

@@ -80,7 +80,7 @@ class RequestRecord:
     `authorization` is "sigv4-header", "sigv4-query" (presigned URL), "other" or "none";
     `signed` is True for the two SigV4 kinds. `request_bytes` / `response_bytes` count the
     message bodies as transferred (chunk framing included). `fault` is None, "injected",
-    "cut" or "upstream-error". Requests sharing a `connection_id` came over one client
+    "cut", "held" or "upstream-error". Requests sharing a `connection_id` came over one client
     connection (keep-alive).
     """
 
@@ -507,6 +507,8 @@ class HttpProxy:
         self._records: list[RequestRecord] = []
         self._rules: list[_FaultRule] = []
         self._cut: _CutRule | None = None
+        self._hold: RequestPredicate | None = None
+        self.held = threading.Event()
         self._sockets: set[socket.socket] = set()
         self._threads: set[threading.Thread] = set()
         self._connection_ids = itertools.count(1)
@@ -631,11 +633,22 @@ class HttpProxy:
         with self._lock:
             self._cut = _CutRule(byte_count, frozenset(m.upper() for m in methods), count)
 
+    def hold_requests_matching(self, predicate: RequestPredicate) -> None:
+        """Never answer requests matching `predicate(method, path_and_query)` (nor forward them).
+
+        The client waits on the connection until it gives up or the proxy stops; `held` is set
+        when the first such request arrives. This freezes a client at an exact point of a
+        protocol (say, before CompleteMultipartUpload) for a test to kill it there.
+        """
+        with self._lock:
+            self._hold = predicate
+
     def clear_faults(self) -> None:
-        """Remove every pending fault."""
+        """Remove every pending fault (requests already held stay held)."""
         with self._lock:
             self._rules.clear()
             self._cut = None
+            self._hold = None
 
     def pending_faults(self) -> int:
         """How many one-shot faults have not fired yet (-1 if a permanent rule is active)."""
@@ -661,6 +674,11 @@ class HttpProxy:
                             self._rules.remove(rule)
                     return rule.status
         return None
+
+    def _holds(self, method: str, path: str) -> bool:
+        with self._lock:
+            hold = self._hold
+        return hold is not None and hold(method, path)
 
     def _cut_limit(self, method: str) -> int | None:
         with self._lock:
@@ -744,6 +762,11 @@ class HttpProxy:
         method, target = _split_request_line(head.start_line)
         exchange = _Exchange(head, method, target, connection_id)
         try:
+            if self._holds(method, target):
+                exchange.fault = "held"
+                self.held.set()
+                self._stopping.wait()
+                return False
             status = self._claim_fault(method, target)
             if status is not None:
                 return self._answer_fault(exchange, status, reader, client)
