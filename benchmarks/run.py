@@ -1,5 +1,6 @@
 """The one command: `python -m benchmarks.run [--quick] [--stores ...] [--output DIR]`.
 
+`--scenarios 2,3` runs only those (numbered as in the table; for profiling a change).
 Runs every scenario on every store, prints the results and goal tables, and writes
 `results.json`, `chart.png` and `results.md` to the output directory.
 """
@@ -44,10 +45,15 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated stores to run: local, moto, radosgw (default: all available)",
     )
     parser.add_argument("--output", type=Path, default=None, help="results directory")
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(str(number) for number in range(1, len(SCENARIOS) + 1)),
+        help="comma-separated scenario numbers to run (default: all)",
+    )
     return parser.parse_args(argv)
 
 
-def run_store(name: str, sizes: Sizes, workdir: Path) -> list[Row]:
+def run_store(name: str, sizes: Sizes, workdir: Path, scenarios: tuple[int, ...] = ()) -> list[Row]:
     """Start one store, run every scenario on it, stop it."""
     rows: list[Row] = []
     started = time.monotonic()
@@ -55,7 +61,9 @@ def run_store(name: str, sizes: Sizes, workdir: Path) -> list[Row]:
         session = open_session(stack, target, sizes, workdir / name)
         print(f"[{name}] setting up load assets", flush=True)
         setup_load_assets(session)
-        for scenario in SCENARIOS:
+        for number, scenario in enumerate(SCENARIOS, start=1):
+            if scenarios and number not in scenarios:
+                continue
             print(f"[{name}] {scenario.__doc__.splitlines()[0]}", flush=True)
             rows.extend(scenario(session))
     print(f"[{name}] done in {time.monotonic() - started:.0f} s", flush=True)
@@ -85,12 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     output.mkdir(parents=True, exist_ok=True)
     stores = [store.strip() for store in arguments.stores.split(",") if store.strip()]
+    scenarios = tuple(int(number) for number in arguments.scenarios.split(",") if number)
     started = time.monotonic()
     rows: list[Row] = []
     workdir = Path(tempfile.mkdtemp(prefix="pq-bench-"))
     try:
         for store in stores:
-            rows.extend(run_store(store, sizes, workdir))
+            rows.extend(run_store(store, sizes, workdir, scenarios))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     add_ratios(rows, RAW)

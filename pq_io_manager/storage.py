@@ -38,7 +38,8 @@ from pq_io_manager.stores import LocalStore, Store
 # Parquet key-value metadata naming the partition columns' types, so that readers can restore
 # the types of `partition_by` split columns, which hive paths only hold as text.
 PARTITION_TYPES_KEY = "pq_io_manager.partition_types"
-_EXISTENCE_CHECK_THREADS = 16
+# Above this many wanted files, one listing of the asset beats a footer read per file.
+_EXISTENCE_CHECK_LIMIT = 32
 _WRITE_THREADS = 4
 _DISCARD_QUIET_SECONDS = 2.0
 _DISCARD_DEADLINE_SECONDS = 20.0
@@ -99,25 +100,36 @@ class Dataset:
 
         Each partition is written whole or not at all; when one fails, the others still
         finish and the first error is raised. With `replace_directories`, other files in each
-        written partition's directory are removed.
+        written partition's directory are then removed (one listing for them all on S3).
         """
 
         def write_one(index: int) -> WrittenFile:
             columns, frame = parts[index]
-            file = self.write(columns, frame, descriptions[index])
-            if replace_directories:
-                kept = self.remove_except({file.uri}, directory=posixpath.dirname(file.uri))
-                file = dataclasses.replace(file, size_bytes=kept.get(file.uri, file.size_bytes))
-            return file
+            return self.write(columns, frame, descriptions[index])
 
         if len(parts) == 1:
-            return [write_one(0)]
-        with ThreadPoolExecutor(min(_WRITE_THREADS, len(parts))) as pool:
-            futures = [pool.submit(write_one, index) for index in range(len(parts))]
-        failed = [future.exception() for future in futures if future.exception() is not None]
-        if failed:
-            raise failed[0]  # type: ignore[misc]
-        return [future.result() for future in futures]
+            written, errors = [write_one(0)], []
+        else:
+            with ThreadPoolExecutor(min(_WRITE_THREADS, len(parts))) as pool:
+                futures = [pool.submit(write_one, index) for index in range(len(parts))]
+            written = [future.result() for future in futures if future.exception() is None]
+            errors = [future.exception() for future in futures if future.exception() is not None]
+        if replace_directories and written:
+            written = self._replace_directories(written)
+        if errors:
+            raise errors[0]  # type: ignore[misc]
+        return written
+
+    def _replace_directories(self, written: list[WrittenFile]) -> list[WrittenFile]:
+        """Remove the files other than `written` from their directories; fill in sizes."""
+        directories = sorted({posixpath.dirname(file.uri) for file in written})
+        listed = self.store.list_directories(directories)
+        uris = {file.uri for file in written}
+        self.store.delete([uri for uri in listed if uri not in uris])
+        return [
+            dataclasses.replace(file, size_bytes=listed.get(file.uri, file.size_bytes))
+            for file in written
+        ]
 
     def _write_through_staging(
         self,
@@ -239,11 +251,17 @@ class Dataset:
             raise ReadError(f"reading the schema of {uri} failed: {brief(error)}") from error
 
     def _existing(self, uris: list[str]) -> set[str]:
-        if len(uris) > _EXISTENCE_CHECK_THREADS * 2:
-            # Many partitions (e.g. all of them): one listing beats one footer read each.
-            return set(uris) & set(self.store.list_files(self.root))
-        with ThreadPoolExecutor(_EXISTENCE_CHECK_THREADS) as pool:
-            flags = list(pool.map(self.has_file, uris))
+        if len(uris) > _EXISTENCE_CHECK_LIMIT:
+            # Many partitions (e.g. all of them): one listing beats a failed read per missing
+            # one; the footers of those that exist are still read (in parallel) because the
+            # scan needs every file's schema.
+            uris = sorted(set(uris) & set(self.store.list_files(self.root)))
+        threads = min(self.store.parallel_reads, len(uris))
+        if threads <= 1:  # no latency to overlap: a pool's threads would cost more
+            flags = [self.has_file(uri) for uri in uris]
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                flags = list(pool.map(self.has_file, uris))
         return {uri for uri, flag in zip(uris, flags, strict=True) if flag}
 
     def has_file(self, uri: str) -> bool:

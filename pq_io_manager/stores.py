@@ -6,7 +6,7 @@ No Dagster import.
 
 import os
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pq_io_manager.credentials import S3Connection
@@ -17,6 +17,11 @@ if TYPE_CHECKING:
 
 _DELETE_BATCH = 1000
 _SINGLE_COPY_LIMIT = 5 * 1024**3  # S3's limit for one CopyObject
+_PARALLEL_REQUESTS = 16
+_LISTING_PAGE = 1000  # keys per ListObjectsV2 response
+# A common-prefix listing may hold this many keys per wanted directory before per-directory
+# listings are cheaper.
+_PREFIX_LISTING_FACTOR = 20
 
 
 class Store(Protocol):
@@ -29,6 +34,13 @@ class Store(Protocol):
         self, directory: str, recursive: bool = True, limit: int | None = None
     ) -> dict[str, int]:
         """Files below `directory` (URI to size, sorted, at most `limit`); empty when absent."""
+
+    def list_directories(self, directories: Sequence[str]) -> dict[str, int]:
+        """Files directly in any of `directories` (URI to size)."""
+
+    @property
+    def parallel_reads(self) -> int:
+        """How many small reads are worth running at once (to overlap request latency)."""
 
     @property
     def atomic_uploads(self) -> bool:
@@ -73,9 +85,21 @@ class LocalStore:
                 break
         return {path: os.stat(path).st_size for path in found[:limit]}
 
+    def list_directories(self, directories: Sequence[str]) -> dict[str, int]:
+        """One directory read each (cheap locally)."""
+        found: dict[str, int] = {}
+        for directory in directories:
+            found.update(self.list_files(directory, recursive=False))
+        return found
+
     def prepare(self, uri: str) -> None:
         """Create the parent directory of `uri`."""
         os.makedirs(posixpath.dirname(uri), exist_ok=True)
+
+    @property
+    def parallel_reads(self) -> int:
+        """A local read has no latency worth a thread."""
+        return 1
 
     @property
     def atomic_uploads(self) -> bool:
@@ -171,6 +195,38 @@ class S3Store:
                 found[f"s3://{bucket}/{item['Key']}"] = int(item["Size"])
         return found
 
+    def list_directories(self, directories: Sequence[str]) -> dict[str, int]:
+        """One listing of the directories' common key prefix (a backfill's range of partitions
+        shares most of its prefix), or one listing per directory when that prefix holds far
+        more than the directories (say, a run covering New Year of an hourly asset)."""
+        wanted = {directory.rstrip("/") for directory in directories}
+        if len(wanted) > 1:
+            common = posixpath.commonprefix([directory + "/" for directory in wanted])
+            limit = max(_LISTING_PAGE, _PREFIX_LISTING_FACTOR * len(wanted))
+            listed = self._list_prefix(common, limit)
+            if len(listed) < limit:
+                return {uri: size for uri, size in listed.items() if _parent(uri) in wanted}
+        found: dict[str, int] = {}
+        for directory in sorted(wanted):
+            found.update(self.list_files(directory, recursive=False))
+        return found
+
+    def _list_prefix(self, prefix_uri: str, limit: int) -> dict[str, int]:
+        bucket, prefix = split_s3_uri(prefix_uri)
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=prefix, PaginationConfig={"MaxItems": limit}
+        )
+        return {
+            f"s3://{bucket}/{item['Key']}": int(item["Size"])
+            for page in pages
+            for item in page.get("Contents", [])
+        }
+
+    @property
+    def parallel_reads(self) -> int:
+        """Requests wait on the network: overlap many."""
+        return _PARALLEL_REQUESTS
+
     @property
     def atomic_uploads(self) -> bool:
         """An object appears only when its PUT or CompleteMultipartUpload succeeds."""
@@ -254,6 +310,10 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     """`s3://bucket/key` into `(bucket, key)`."""
     bucket, _, key = uri[len("s3://") :].partition("/")
     return bucket, key
+
+
+def _parent(uri: str) -> str:
+    return uri.rpartition("/")[0]
 
 
 def _fsync(path: str) -> None:

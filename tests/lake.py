@@ -45,6 +45,22 @@ class Lake:
             ]
         return sorted(path for path in found if path.startswith(below))
 
+    def put(self, relative: str, data: bytes) -> None:
+        """Store a file as another tool would (not through the IO manager)."""
+        if self.endpoint is None:
+            path = Path(self.base_path, relative)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        else:
+            self.endpoint.client().put_object(Bucket=self.bucket, Key=f"lake/{relative}", Body=data)
+
+    def size(self, relative: str) -> int:
+        """The stored size of a file in bytes."""
+        if self.endpoint is None:
+            return Path(self.base_path, relative).stat().st_size
+        head = self.endpoint.client().head_object(Bucket=self.bucket, Key=f"lake/{relative}")
+        return int(head["ContentLength"])
+
     def storage_options(self) -> dict[str, Any]:
         """polars options to read the lake directly (for checks only)."""
         if self.endpoint is None:

@@ -43,6 +43,49 @@ def test_single_run_backfill_writes_each_partition_from_its_rows(lake: Lake) -> 
     assert metadata["dagster/uri"].value == lake.uri("orders")
 
 
+def ranged_orders() -> dg.AssetsDefinition:
+    """`orders`, written for a whole range of days in one run."""
+
+    @dg.asset(
+        name="orders",
+        partitions_def=DAILY,
+        metadata={"partition_by": "date"},
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def ranged(context: dg.AssetExecutionContext) -> pl.DataFrame:
+        return dated_orders(context.partition_keys)
+
+    return ranged
+
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    return {
+        "dagster/asset_partition_range_start": first,
+        "dagster/asset_partition_range_end": last,
+    }
+
+
+def test_rewriting_partitions_removes_other_files_from_those_partitions_only(lake: Lake) -> None:
+    # files another tool left: inside partitions about to be rewritten, and in 2024-01-09,
+    # whose path shares the range's prefix "date=2024-01-0" but is not part of the run
+    for stray in ["date=2024-01-02/part-0.parquet", "date=2024-01-03/part-0.parquet"]:
+        lake.put(f"orders/{stray}", b"stale")
+    lake.put("orders/date=2024-01-09/part-0.parquet", b"keep")
+    lake.put("orders/date=2024-01-05/part-0.parquet", b"stale")
+
+    result = dg.materialize(
+        [ranged_orders()],
+        resources={"io_manager": lake.io_manager()},
+        tags=range_tags("2024-01-01", "2024-01-04"),
+    )
+    materialize(lake, [orders], partition_key="2024-01-05")
+
+    written = [f"orders/date=2024-01-0{day}/data.parquet" for day in range(1, 6)]
+    assert lake.files() == [*written, "orders/date=2024-01-09/part-0.parquet"]
+    metadata = result.asset_materializations_for_node("orders")[0].metadata
+    assert metadata["size_bytes"].value == sum(lake.size(path) for path in written[:4])
+
+
 def test_range_output_with_a_row_outside_the_range_writes_nothing(lake: Lake) -> None:
     @dg.asset(name="orders", partitions_def=DAILY, metadata={"partition_by": "date"})
     def ranged(context: dg.AssetExecutionContext) -> pl.DataFrame:
