@@ -156,6 +156,11 @@ def _load_counts(session: Session, rows: list[Row], key: str, file: str) -> list
     return [extra]
 
 
+def _as_frame(value: object) -> pl.LazyFrame | pl.DataFrame:
+    """A LazyFrame stays lazy (aggregated with pushdown, as a user would); others collected."""
+    return value if isinstance(value, pl.LazyFrame) else collect(value)
+
+
 def _aggregate(frame: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
     return (
         frame.lazy()
@@ -195,7 +200,7 @@ def load_range(session: Session) -> list[Row]:
 def _aggregator(contender: Contender, keys: tuple[str, str], typing_type: Any) -> Case:
     def case() -> Callable[[], object]:
         load = contender.load("events", keys, typing_type)
-        return lambda: _aggregate(collect(load()))
+        return lambda: _aggregate(_as_frame(load()))
 
     return case
 

@@ -40,7 +40,7 @@ from pq_io_manager.stores import LocalStore, Store
 PARTITION_TYPES_KEY = "pq_io_manager.partition_types"
 # Above this many wanted files, one listing of the asset beats a footer read per file.
 _EXISTENCE_CHECK_LIMIT = 32
-_WRITE_THREADS = 4
+_WRITE_THREADS = 8
 _DISCARD_QUIET_SECONDS = 2.0
 _DISCARD_DEADLINE_SECONDS = 20.0
 _DISCARD_INTERVAL_SECONDS = 0.1
