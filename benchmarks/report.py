@@ -113,7 +113,7 @@ def markdown_table(rows: Sequence[Row]) -> str:
             row.scenario,
             row.store,
             row.contender,
-            _cell(row.median_s),
+            _cell(row.median_s, "{:.4f}"),
             _cell(row.ratio_to_raw, "{:.2f}x"),
             _cell(row.peak_rss_mb, "{:.0f}"),
             requests,

@@ -131,7 +131,7 @@ def load_one(session: Session) -> list[Row]:
     for alternative in session.alternatives():
         cases[alternative.name] = _loader(alternative, "events", key, pl.DataFrame)
     name = f"2 load 1 of {session.sizes.partitions} partitions"
-    rows = alternate(name, session.target.name, cases, session.sizes.rounds)
+    rows = alternate(name, session.target.name, cases, session.sizes.rounds, repeat_short=True)
     if session.counts_requests:
         rows += _load_counts(session, rows, key, file)
     return rows + session.unavailable_rows(name)
@@ -186,7 +186,7 @@ def load_range(session: Session) -> list[Row]:
         wanted: Any = pl.LazyFrame if alternative.name == DELTA else dict[str, pl.DataFrame]
         cases[alternative.name] = _aggregator(alternative, keys, wanted)
     name = f"3 load {count}-partition range + aggregate"
-    rows = alternate(name, session.target.name, cases, session.sizes.rounds)
+    rows = alternate(name, session.target.name, cases, session.sizes.rounds, repeat_short=True)
     if session.counts_requests:
         counted = session.storage_options(counted=True)
         actions: dict[str, Callable[[], Any]] = {
