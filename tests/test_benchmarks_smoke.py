@@ -147,3 +147,21 @@ def test_no_secret_is_printed_or_written(quick_run: tuple[Path, str]) -> None:
     written = stdout + (output / "results.json").read_text() + (output / "results.md").read_text()
     assert "aws_secret_access_key" not in written
     assert "secret_access_key" not in written
+
+
+@pytest.mark.parametrize(("repeat_short", "calls"), [(False, 1), (True, 50)])
+def test_a_short_load_is_timed_over_many_calls_and_a_write_once(
+    repeat_short: bool, calls: int
+) -> None:
+    from benchmarks.measure import run_case
+
+    made: list[int] = []
+
+    def case() -> Any:
+        made.append(0)
+        return lambda: made.append(1)
+
+    seconds = run_case(case, repeat_short=repeat_short)
+
+    assert made == [0] + [1] * calls  # prepared once, then called (MAX_REPEATS for a no-op)
+    assert 0 <= seconds < 0.02
