@@ -46,8 +46,9 @@ from pq_io_manager.layout import (
     staging_directory,
 )
 from pq_io_manager.partitions import keys_description, partition_scheme, split_columns
+from pq_io_manager.s3_store import S3Store
 from pq_io_manager.storage import Dataset, WrittenFile
-from pq_io_manager.stores import LocalStore, S3Store, Store
+from pq_io_manager.stores import LocalStore, Store
 
 DEFAULT_BASE_PATH = "data/lake"
 DEFAULT_ABANDONED_STAGING_SECONDS = 6 * 3600

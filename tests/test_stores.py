@@ -6,9 +6,10 @@ from typing import Any
 import pytest
 from dagster_aws.s3 import S3Resource
 
-from pq_io_manager import stores
+import pq_io_manager.s3_store
 from pq_io_manager.credentials import connection_from_resource
-from pq_io_manager.stores import LocalStore, S3Store
+from pq_io_manager.s3_store import S3Store
+from pq_io_manager.stores import LocalStore
 from tests.servers import S3Endpoint
 
 # Twelve daily partitions, each with our file and one another tool left.
@@ -63,8 +64,8 @@ def test_a_crowded_common_prefix_falls_back_to_one_listing_per_directory(
 ) -> None:
     store, listings = s3_store(s3_endpoint, bucket)
     # the prefix holds 6 keys; allow 2 (one per wanted directory) before giving up on it
-    monkeypatch.setattr(stores, "_LISTING_PAGE", 2)
-    monkeypatch.setattr(stores, "_PREFIX_LISTING_FACTOR", 1)
+    monkeypatch.setattr(pq_io_manager.s3_store, "_LISTING_PAGE", 2)
+    monkeypatch.setattr(pq_io_manager.s3_store, "_PREFIX_LISTING_FACTOR", 1)
 
     found = store.list_directories([f"s3://{bucket}/{directory}" for directory in WANTED])
 
