@@ -46,11 +46,41 @@ RUNS_BY_TAG = """
 query RunsByTag($filter: RunsFilter) {
   runsOrError(filter: $filter) {
     __typename
-    ... on Runs { results { runId status tags { key value } } }
+    ... on Runs { results { runId status startTime endTime tags { key value } } }
   }
 }
 """
 SET_NUX_SEEN = "mutation { setNuxSeen }"
+LAUNCH_BACKFILL = """
+mutation LaunchBackfill($backfillParams: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $backfillParams) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on PartitionSetNotFoundError { message }
+    ... on UnauthorizedError { message }
+  }
+}
+"""
+BACKFILL_STATUS = """
+query BackfillStatus($backfillId: String!) {
+  partitionBackfillOrError(backfillId: $backfillId) {
+    __typename
+    ... on PartitionBackfill { status }
+    ... on PythonError { message }
+  }
+}
+"""
+RUN_MESSAGES = """
+query RunMessages($runId: ID!) {
+  logsForRun(runId: $runId) {
+    __typename
+    ... on EventConnection { events { __typename ... on MessageEvent { message } } }
+  }
+}
+"""
+BACKFILL_DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 
 def launch_partition_run(
@@ -115,3 +145,41 @@ def tag_value(run: dict[str, Any], key: str) -> str | None:
 def set_nux_seen(server: DagsterDev) -> None:
     """Dismiss the first-visit modal that would otherwise cover the UI."""
     server.graphql(SET_NUX_SEEN)
+
+
+def launch_backfill(
+    server: DagsterDev, asset_paths: Sequence[Sequence[str]], partition_keys: Sequence[str]
+) -> str:
+    """Launch what the UI's "Launch backfill" sends for these partitions of some assets."""
+    params = {
+        "partitionNames": list(partition_keys),
+        "assetSelection": [{"path": list(path)} for path in asset_paths],
+        "fromFailure": False,
+        "tags": [],
+    }
+    result = server.graphql(LAUNCH_BACKFILL, {"backfillParams": params})
+    launched = result["launchPartitionBackfill"]
+    if launched["__typename"] != "LaunchBackfillSuccess":
+        raise AssertionError(f"launchPartitionBackfill failed: {launched}")
+    backfill_id: str = launched["backfillId"]
+    return backfill_id
+
+
+def wait_for_backfill(server: DagsterDev, backfill_id: str, timeout: float) -> str:
+    """Poll a backfill until the backfill daemon finishes it; its final status."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        backfill = server.graphql(BACKFILL_STATUS, {"backfillId": backfill_id})
+        status: str | None = backfill["partitionBackfillOrError"].get("status")
+        if status in BACKFILL_DONE:
+            return status
+        time.sleep(1)
+    raise AssertionError(
+        f"backfill {backfill_id} not done in {timeout:.0f} s:\n{server.log_tail()}"
+    )
+
+
+def run_messages(server: DagsterDev, run_id: str) -> list[str]:
+    """The messages of a run's event log."""
+    logs = server.graphql(RUN_MESSAGES, {"runId": run_id})["logsForRun"]
+    return [event.get("message", "") for event in logs.get("events", [])]
