@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pq_io_manager.credentials import S3Connection
+from pq_io_manager.stores import list_each
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -64,17 +65,7 @@ class S3Store:
         self, directory: str, recursive: bool = True, limit: int | None = None
     ) -> dict[str, int]:
         """List keys below `directory/` (only this level when not recursive)."""
-        bucket, prefix = split_s3_uri(directory.rstrip("/") + "/")
-        arguments: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
-        if not recursive:
-            arguments["Delimiter"] = "/"
-        if limit is not None:
-            arguments["PaginationConfig"] = {"MaxItems": limit, "PageSize": limit}
-        found: dict[str, int] = {}
-        for page in self.client.get_paginator("list_objects_v2").paginate(**arguments):
-            for item in page.get("Contents", []):
-                found[f"s3://{bucket}/{item['Key']}"] = int(item["Size"])
-        return found
+        return self._list_prefix(directory.rstrip("/") + "/", limit, this_level=not recursive)
 
     def list_directories(self, directories: Sequence[str]) -> dict[str, int]:
         """One listing of the directories' common key prefix (a backfill's range of partitions
@@ -87,16 +78,22 @@ class S3Store:
             listed = self._list_prefix(common, limit)
             if len(listed) < limit:
                 return {uri: size for uri, size in listed.items() if _parent(uri) in wanted}
-        found: dict[str, int] = {}
-        for directory in sorted(wanted):
-            found.update(self.list_files(directory, recursive=False))
-        return found
+        return list_each(self, sorted(wanted))
 
-    def _list_prefix(self, prefix_uri: str, limit: int) -> dict[str, int]:
+    def _list_prefix(
+        self, prefix_uri: str, limit: int | None, this_level: bool = False
+    ) -> dict[str, int]:
+        """Keys starting with the prefix (not below a further "/" if `this_level`), to size."""
         bucket, prefix = split_s3_uri(prefix_uri)
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix=prefix, PaginationConfig={"MaxItems": limit}
-        )
+        arguments: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        if this_level:
+            arguments["Delimiter"] = "/"
+        if limit is not None:
+            arguments["PaginationConfig"] = {
+                "MaxItems": limit,
+                "PageSize": min(limit, _LISTING_PAGE),
+            }
+        pages = self.client.get_paginator("list_objects_v2").paginate(**arguments)
         return {
             f"s3://{bucket}/{item['Key']}": int(item["Size"])
             for page in pages

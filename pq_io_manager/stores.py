@@ -73,10 +73,7 @@ class LocalStore:
 
     def list_directories(self, directories: Sequence[str]) -> dict[str, int]:
         """One directory read each (cheap locally)."""
-        found: dict[str, int] = {}
-        for directory in directories:
-            found.update(self.list_files(directory, recursive=False))
-        return found
+        return list_each(self, directories)
 
     def prepare(self, uri: str) -> None:
         """Create the parent directory of `uri`."""
@@ -125,6 +122,14 @@ class LocalStore:
         stale = [path for path in self.list_files(staging) if os.stat(path).st_mtime < older_than]
         self.delete(stale)
         return len(stale)
+
+
+def list_each(store: Store, directories: Iterable[str]) -> dict[str, int]:
+    """Files directly in each of `directories`, with one listing per directory."""
+    found: dict[str, int] = {}
+    for directory in directories:
+        found.update(store.list_files(directory, recursive=False))
+    return found
 
 
 def _fsync(path: str) -> None:

@@ -19,6 +19,7 @@ from tests.faults_support import DAILY, etags, expected, leftovers, payload, s3_
 from tests.lake import Lake
 from tests.servers import S3Endpoint
 from tests.test_faults import events_asset
+from tests.test_io_manager import range_tags
 
 
 def write(lake: Lake, asset: dg.AssetsDefinition, **kwargs: object) -> None:
@@ -114,10 +115,7 @@ def test_null_partition_column_in_a_range_write(lake: Lake) -> None:
     def ranged(context: dg.AssetExecutionContext) -> pl.LazyFrame:
         return with_dates("2024-01-05", [dt.date(2024, 1, 5), None, dt.date(2024, 1, 6)]).lazy()
 
-    tags = {
-        "dagster/asset_partition_range_start": "2024-01-05",
-        "dagster/asset_partition_range_end": "2024-01-06",
-    }
+    tags = range_tags("2024-01-05", "2024-01-06")
     with pytest.raises(PartitionValueError, match=r"1 row\(s\) have a null 'date'"):
         write(lake, ranged, tags=tags)
     unchanged(lake, before)
@@ -133,10 +131,7 @@ def test_partition_column_of_the_wrong_type_in_a_range_write(lake: Lake) -> None
     def ranged(context: dg.AssetExecutionContext) -> pl.DataFrame:
         return pl.DataFrame({"date": ["2024-01-05", "yesterday"], "value": [1, 2]})
 
-    tags = {
-        "dagster/asset_partition_range_start": "2024-01-05",
-        "dagster/asset_partition_range_end": "2024-01-06",
-    }
+    tags = range_tags("2024-01-05", "2024-01-06")
     with pytest.raises(
         PartitionValueError,
         match=r"'date' of type String cannot be cast to the partition type Date",

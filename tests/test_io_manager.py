@@ -40,6 +40,14 @@ def materialize(lake: Lake, assets: list, **kwargs: object) -> dg.ExecuteInProce
     return dg.materialize(assets, resources={"io_manager": lake.io_manager()}, **kwargs)
 
 
+def range_tags(first: str, last: str) -> dict[str, str]:
+    """The run tags of a single run covering the partitions `first`..`last`."""
+    return {
+        "dagster/asset_partition_range_start": first,
+        "dagster/asset_partition_range_end": last,
+    }
+
+
 def test_daily_partition_lands_in_its_hive_directory(lake: Lake) -> None:
     materialize(lake, [orders], partition_key="2024-01-05")
 

@@ -6,7 +6,7 @@ import pytest
 
 from pq_io_manager import ConfigurationError, PartitionValueError, SchemaConflictError, WriteError
 from tests.lake import Lake
-from tests.test_io_manager import DAILY, materialize, orders, orders_for
+from tests.test_io_manager import DAILY, materialize, orders, orders_for, range_tags
 
 
 def dated_orders(keys: list[str]) -> pl.DataFrame:
@@ -28,10 +28,7 @@ def test_single_run_backfill_writes_each_partition_from_its_rows(lake: Lake) -> 
     result = dg.materialize(
         [ranged],
         resources={"io_manager": lake.io_manager()},
-        tags={
-            "dagster/asset_partition_range_start": "2024-01-01",
-            "dagster/asset_partition_range_end": "2024-01-04",
-        },
+        tags=range_tags("2024-01-01", "2024-01-04"),
     )
 
     assert lake.files() == [f"orders/date=2024-01-0{day}/data.parquet" for day in range(1, 5)]
@@ -56,13 +53,6 @@ def ranged_orders() -> dg.AssetsDefinition:
         return dated_orders(context.partition_keys)
 
     return ranged
-
-
-def range_tags(first: str, last: str) -> dict[str, str]:
-    return {
-        "dagster/asset_partition_range_start": first,
-        "dagster/asset_partition_range_end": last,
-    }
 
 
 def test_rewriting_partitions_removes_other_files_from_those_partitions_only(lake: Lake) -> None:
@@ -91,10 +81,7 @@ def test_range_output_with_a_row_outside_the_range_writes_nothing(lake: Lake) ->
     def ranged(context: dg.AssetExecutionContext) -> pl.DataFrame:
         return dated_orders(["2024-01-01", "2024-01-09"])
 
-    tags = {
-        "dagster/asset_partition_range_start": "2024-01-01",
-        "dagster/asset_partition_range_end": "2024-01-02",
-    }
+    tags = range_tags("2024-01-01", "2024-01-02")
     with pytest.raises(PartitionValueError, match=r"outside the run's partitions.*2024, 1, 9"):
         dg.materialize([ranged], resources={"io_manager": lake.io_manager()}, tags=tags)
     assert lake.files() == []

@@ -99,9 +99,7 @@ def launch_partition_run(
         "runConfigData": {},
         "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition_key}]},
     }
-    result = server.graphql(LAUNCH_RUN, {"executionParams": params})["launchRun"]
-    if result["__typename"] != "LaunchRunSuccess":
-        raise AssertionError(f"launchRun failed: {result}")
+    result = _mutate(server, LAUNCH_RUN, {"executionParams": params}, "LaunchRunSuccess")
     run_id: str = result["run"]["runId"]
     return run_id
 
@@ -125,9 +123,7 @@ def start_schedule(server: DagsterDev, schedule_name: str) -> None:
         "repositoryName": REPOSITORY_NAME,
         "scheduleName": schedule_name,
     }
-    result = server.graphql(START_SCHEDULE, {"scheduleSelector": selector})["startSchedule"]
-    if result["__typename"] != "ScheduleStateResult":
-        raise AssertionError(f"startSchedule failed: {result}")
+    _mutate(server, START_SCHEDULE, {"scheduleSelector": selector}, "ScheduleStateResult")
 
 
 def runs_with_tag(server: DagsterDev, key: str, value: str) -> list[dict[str, Any]]:
@@ -157,11 +153,8 @@ def launch_backfill(
         "fromFailure": False,
         "tags": [],
     }
-    result = server.graphql(LAUNCH_BACKFILL, {"backfillParams": params})
-    launched = result["launchPartitionBackfill"]
-    if launched["__typename"] != "LaunchBackfillSuccess":
-        raise AssertionError(f"launchPartitionBackfill failed: {launched}")
-    backfill_id: str = launched["backfillId"]
+    result = _mutate(server, LAUNCH_BACKFILL, {"backfillParams": params}, "LaunchBackfillSuccess")
+    backfill_id: str = result["backfillId"]
     return backfill_id
 
 
@@ -183,3 +176,15 @@ def run_messages(server: DagsterDev, run_id: str) -> list[str]:
     """The messages of a run's event log."""
     logs = server.graphql(RUN_MESSAGES, {"runId": run_id})["logsForRun"]
     return [event.get("message", "") for event in logs.get("events", [])]
+
+
+def _mutate(
+    server: DagsterDev, mutation: str, variables: dict[str, Any], success: str
+) -> dict[str, Any]:
+    """Send a mutation; its one result field, or fail with it unless it is a `success`."""
+    data = server.graphql(mutation, variables)
+    name, result = next(iter(data.items()))
+    if result["__typename"] != success:
+        raise AssertionError(f"{name} failed: {result}")
+    outcome: dict[str, Any] = result
+    return outcome
