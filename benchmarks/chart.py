@@ -8,18 +8,22 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from benchmarks.contenders import DAGSTER_POLARS, DELTA, OURS, PICKLE, RAW
+from benchmarks.contenders import DAGSTER_POLARS, DELTA, OURS, PICKLE, RAW, RAW_PREFIX
 from benchmarks.measure import Row
+from benchmarks.scale_chart import draw_scale
+from benchmarks.scale_report import sizes_of
+from benchmarks.scaling import parse_name
 
-ORDER = (OURS, RAW, PICKLE, DAGSTER_POLARS, DELTA)
+ORDER = (OURS, RAW, RAW_PREFIX, PICKLE, DAGSTER_POLARS, DELTA)
 COLORS = {
     OURS: "#1f77b4",
     RAW: "#7f7f7f",
+    RAW_PREFIX: "#bcbd22",
     PICKLE: "#ff7f0e",
     DAGSTER_POLARS: "#2ca02c",
     DELTA: "#d62728",
 }
-WIDTH = 0.16
+WIDTH = 0.13
 
 
 def _draw_scenario(axis: plt.Axes, rows: Sequence[Row], stores: Sequence[str]) -> None:
@@ -46,11 +50,20 @@ def _draw_scenario(axis: plt.Axes, rows: Sequence[Row], stores: Sequence[str]) -
 
 
 def draw(path: Path, rows: Sequence[Row], stores: Sequence[str], subtitle: str) -> None:
-    """Write the chart: one panel per scenario; lower is better, 1 = raw polars."""
-    scenarios = list(dict.fromkeys(row.scenario for row in rows))
-    figure, axes = plt.subplots(len(scenarios), 1, figsize=(9, 2.6 * len(scenarios)))
-    for axis, scenario in zip(list(axes) if len(scenarios) > 1 else [axes], scenarios, strict=True):
-        _draw_scenario(axis, [row for row in rows if row.scenario == scenario], stores)
+    """Write the chart: one panel per scenario (lower is better, 1 = raw polars), then one
+    panel per store of scenario 7's time against the asset's size."""
+    bars = [row for row in rows if parse_name(row.scenario) is None]
+    scenarios = list(dict.fromkeys(row.scenario for row in bars))
+    scaled = bool(sizes_of(rows))
+    height = 2.6 * len(scenarios) + (3.2 if scaled else 0)
+    figure = plt.figure(figsize=(9, max(height, 3.0)))
+    grid = figure.add_gridspec(len(scenarios) + int(scaled), len(stores) if scaled else 1)
+    for index, scenario in enumerate(scenarios):
+        axis = figure.add_subplot(grid[index, :])
+        _draw_scenario(axis, [row for row in bars if row.scenario == scenario], stores)
+    if scaled:
+        for position, store in enumerate(stores):
+            draw_scale(figure.add_subplot(grid[len(scenarios), position]), rows, store)
     handles = [plt.Rectangle((0, 0), 1, 1, color=COLORS[name]) for name in ORDER]
     figure.legend(
         handles, ORDER, loc="upper center", ncol=len(ORDER), fontsize=8, bbox_to_anchor=(0.5, 0.975)

@@ -19,6 +19,7 @@ from benchmarks.targets import BUCKET, Target
 
 OURS = "pq_io_manager"
 RAW = "raw polars"
+RAW_PREFIX = "raw polars, prefix scan"  # scan_parquet(root/, hive_partitioning=True) + filter
 PICKLE = "pickle"
 DAGSTER_POLARS = "dagster-polars"
 DELTA = "deltalake"
@@ -48,30 +49,68 @@ class Contender:
     loads: bool = True  # False when loading is known to fail (recorded, not timed)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def write(self, asset: str, keys: Keys, obj: object) -> Callable[[], object]:
+    def write(
+        self,
+        asset: str,
+        keys: Keys,
+        obj: object,
+        partitions: dg.PartitionsDefinition = PARTITIONS,
+    ) -> Callable[[], object]:
         """The timed action writing `obj` to `keys` (context built outside the timing)."""
         context = dg.build_output_context(
             asset_key=[asset],
             definition_metadata=METADATA,
             dagster_type=any_type(type(obj)),
             resource_config=self.resource_config,
-            **_partition_arguments(keys),
+            **_partition_arguments(keys, partitions),
         )
+        _give_step_metadata(context)
         return _quiet(lambda: self.io_manager.handle_output(context, obj))
 
-    def load(self, asset: str, keys: Keys, typing_type: Any) -> Callable[[], object]:
-        """The timed action loading `keys` of `asset` as `typing_type`."""
+    def load(
+        self,
+        asset: str,
+        keys: Keys,
+        typing_type: Any,
+        partitions: dg.PartitionsDefinition = PARTITIONS,
+    ) -> Callable[[], object]:
+        """The timed action loading `keys` of `asset` as `typing_type`.
+
+        A range is what Dagster hands an unpartitioned downstream asset too (every upstream
+        partition), so `(first, last)` over a whole asset is that reader's load.
+        """
+        arguments = _partition_arguments(keys, partitions)
         upstream = dg.build_output_context(
-            asset_key=[asset], definition_metadata=METADATA, **_partition_arguments(keys)
+            asset_key=[asset], definition_metadata=METADATA, **arguments
         )
         context = dg.build_input_context(
             asset_key=[asset],
             upstream_output=upstream,
             dagster_type=any_type(typing_type),
             resource_config=self.resource_config,
-            **_partition_arguments(keys),
+            **arguments,
         )
         return _quiet(lambda: self.io_manager.load_input(context))
+
+
+class _StepMetadata:
+    """What a run's step context offers an IO manager writing several partitions: per-partition
+    materialization metadata (kept here, as a run would keep it), and no instance."""
+
+    instance = None
+
+    def __init__(self) -> None:
+        self.metadata: list[tuple[object, ...]] = []
+
+    def add_asset_metadata(self, metadata: object, **where: object) -> None:
+        self.metadata.append((metadata, *where.values()))
+
+
+def _give_step_metadata(context: dg.OutputContext) -> None:
+    """`build_output_context` has no step context, but ours writes each partition's metadata
+    through it (`context.step_context.add_asset_metadata`) when a run writes several."""
+    if getattr(context, "_step_context", None) is None:
+        context._step_context = _StepMetadata()  # type: ignore[assignment]
 
 
 def _quiet(action: Callable[[], object]) -> Callable[[], object]:
@@ -84,12 +123,12 @@ def _quiet(action: Callable[[], object]) -> Callable[[], object]:
     return run
 
 
-def _partition_arguments(keys: Keys) -> dict[str, Any]:
+def _partition_arguments(keys: Keys, partitions: dg.PartitionsDefinition) -> dict[str, Any]:
     if isinstance(keys, str):
-        return {"partition_key": keys, "asset_partitions_def": PARTITIONS}
+        return {"partition_key": keys, "asset_partitions_def": partitions}
     return {
         "asset_partition_key_range": dg.PartitionKeyRange(*keys),
-        "asset_partitions_def": PARTITIONS,
+        "asset_partitions_def": partitions,
     }
 
 

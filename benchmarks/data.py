@@ -23,10 +23,30 @@ class Sizes:
     stream_rows: int  # scenario 5
     rounds: int
     stream_rounds: int
+    scale_partitions: tuple[int, ...]  # scenario 7: sizes of the small-file assets
+    scale_rows: int  # scenario 7: rows per partition
+    scale_month: int  # scenario 7: partitions in "a month"
+    scale_rounds: int
 
 
-FULL = Sizes("full", 5_000_000, 50_000, 365, 30, 30, 90, 50_000, 50_000_000, 5, 3)
-QUICK = Sizes("quick", 20_000, 500, 40, 10, 10, 12, 500, 200_000, 2, 1)
+FULL = Sizes(
+    "full",
+    5_000_000,
+    50_000,
+    365,
+    30,
+    30,
+    90,
+    50_000,
+    50_000_000,
+    5,
+    3,
+    (30, 365, 3650),
+    200,
+    30,
+    3,
+)
+QUICK = Sizes("quick", 20_000, 500, 40, 10, 10, 12, 500, 200_000, 2, 1, (10, 20, 40), 20, 10, 1)
 
 
 def day_date(day: int) -> dt.date:

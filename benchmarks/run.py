@@ -20,6 +20,9 @@ from benchmarks import chart, report
 from benchmarks.contenders import RAW
 from benchmarks.data import FULL, QUICK, Sizes
 from benchmarks.measure import Row, add_ratios
+from benchmarks.pruning import filter_day
+from benchmarks.scale_report import scale_table
+from benchmarks.scaling import parse_name, scale
 from benchmarks.scenarios import backfill, load_one, load_range, setup_load_assets, write_one
 from benchmarks.session import Session, open_session
 from benchmarks.streaming import stream
@@ -31,6 +34,8 @@ SCENARIOS: tuple[Callable[[Session], list[Row]], ...] = (
     load_range,
     backfill,
     stream,
+    filter_day,
+    scale,
 )
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,11 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     add_ratios(rows, RAW)
     meta = _meta(sizes, stores, time.monotonic() - started)
     checks = report.goals(rows, stores)
-    table, goal_table = report.markdown_table(rows), report.goals_table(checks)
+    main_rows = [row for row in rows if parse_name(row.scenario) is None]
+    tables = [report.markdown_table(main_rows), scale_table(rows), report.goals_table(checks)]
+    text = "\n\n".join(table for table in tables if table)
     report.write_json(output / "results.json", meta, rows, checks)
     chart.draw(output / "chart.png", rows, stores, f"{sizes.mode} mode, {meta['date']}")
-    (output / "results.md").write_text(f"{table}\n\n{goal_table}\n")
-    print(f"\n{table}\n\n{goal_table}\n\nwrote {output}/results.json, chart.png, results.md")
+    (output / "results.md").write_text(f"{text}\n")
+    print(f"\n{text}\n\nwrote {output}/results.json, chart.png, results.md")
     return 0
 
 

@@ -1,5 +1,8 @@
 """Scenarios 1-4 (plus the alternatives on each): write, load one, load a range, backfill.
 
+Scenario 3 also times raw polars scanning the whole dataset with a filter on the range
+(`RAW_PREFIX`): what a user without the IO manager's knowledge of the layout would write.
+
 Every scenario returns result rows for one store; ratios are added by the runner.
 """
 
@@ -8,9 +11,19 @@ from typing import Any
 
 import polars as pl
 
-from benchmarks.contenders import DAGSTER_POLARS, DELTA, OURS, PICKLE, RAW, Contender, collect
+from benchmarks.contenders import (
+    DAGSTER_POLARS,
+    DELTA,
+    OURS,
+    PICKLE,
+    RAW,
+    RAW_PREFIX,
+    Contender,
+    collect,
+)
 from benchmarks.data import dated_frame, day_date, partition_key
 from benchmarks.measure import Case, Row, alternate, brief_error
+from benchmarks.queries import aggregate, days_between, prefix_scan
 from benchmarks.session import Session
 
 WRITE_DAY = 60
@@ -27,7 +40,8 @@ def range_first_day(session: Session) -> int:
     return session.sizes.partitions // 3
 
 
-def _attach_counts(rows: list[Row], counts: dict[str, Any]) -> None:
+def attach_counts(rows: list[Row], counts: dict[str, Any]) -> None:
+    """Copy each contender's request counts (total and by kind) onto its row."""
     for row in rows:
         counter = counts.get(row.contender)
         if counter is not None:
@@ -35,7 +49,7 @@ def _attach_counts(rows: list[Row], counts: dict[str, Any]) -> None:
             row.requests_by_method = dict(sorted(counter.by_method.items()))
 
 
-def _count_each(session: Session, actions: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+def count_each(session: Session, actions: dict[str, Callable[[], Any]]) -> dict[str, Any]:
     """Request counts of one run of each action (skipped for failing ones)."""
     counts: dict[str, Any] = {}
     for name, action in actions.items():
@@ -63,14 +77,14 @@ def write_one(session: Session) -> list[Row]:
     rows = alternate("1 write one partition", session.target.name, cases, session.sizes.rounds)
     if session.counts_requests:
         counted_raw = session.storage_options(counted=True)
-        counts = _count_each(
+        counts = count_each(
             session,
             {
                 OURS: session.counted[OURS].write("write_one", key, frame),
                 RAW: lambda: frame.write_parquet(raw, **counted_raw),
             },
         )
-        _attach_counts(rows, counts)
+        attach_counts(rows, counts)
     return rows + session.unavailable_rows(rows[0].scenario)
 
 
@@ -146,28 +160,19 @@ def _load_counts(session: Session, rows: list[Row], key: str, file: str) -> list
             actions[row.contender] = session.counted[row.contender].load(
                 "events", key, pl.DataFrame
             )
-    _attach_counts(rows, _count_each(session, actions))
-    small = _count_each(
+    attach_counts(rows, count_each(session, actions))
+    small = count_each(
         session, {OURS: session.counted[OURS].load("events_small", key, pl.DataFrame)}
     )
     label = f"{OURS} (asset of {session.sizes.small_partitions})"
     extra = Row(rows[0].scenario, session.target.name, label, status="counts only")
-    _attach_counts([extra], {label: small.get(OURS)})
+    attach_counts([extra], {label: small.get(OURS)})
     return [extra]
 
 
 def _as_frame(value: object) -> pl.LazyFrame | pl.DataFrame:
     """A LazyFrame stays lazy (aggregated with pushdown, as a user would); others collected."""
     return value if isinstance(value, pl.LazyFrame) else collect(value)
-
-
-def _aggregate(frame: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
-    return (
-        frame.lazy()
-        .group_by("region")
-        .agg(pl.col("amount").sum(), pl.col("qty").mean(), pl.len())
-        .collect()
-    )
 
 
 def load_range(session: Session) -> list[Row]:
@@ -177,9 +182,12 @@ def load_range(session: Session) -> list[Row]:
     keys = (partition_key(first), partition_key(first + count - 1))
     files = [_ours_file(session, "events", first + day) for day in range(count)]
     options = session.storage_options()
+    root = session.target.uri("ours", "events")
+    days = (day_date(first), day_date(first + count - 1))
     cases: dict[str, Case] = {
         OURS: _aggregator(session.ours, keys, pl.LazyFrame),
-        RAW: lambda: lambda: _aggregate(pl.scan_parquet(files, **options)),
+        RAW: lambda: lambda: aggregate(pl.scan_parquet(files, **options)),
+        RAW_PREFIX: lambda: lambda: days_between(prefix_scan(root, options), *days),
     }
     for alternative in session.alternatives():
         # path-per-partition managers return one object per partition: a dict
@@ -191,16 +199,17 @@ def load_range(session: Session) -> list[Row]:
         counted = session.storage_options(counted=True)
         actions: dict[str, Callable[[], Any]] = {
             OURS: _aggregator(session.counted[OURS], keys, pl.LazyFrame)(),
-            RAW: lambda: _aggregate(pl.scan_parquet(files, **counted)),
+            RAW: lambda: aggregate(pl.scan_parquet(files, **counted)),
+            RAW_PREFIX: lambda: days_between(prefix_scan(root, counted), *days),
         }
-        _attach_counts(rows, _count_each(session, actions))
+        attach_counts(rows, count_each(session, actions))
     return rows + session.unavailable_rows(name)
 
 
 def _aggregator(contender: Contender, keys: tuple[str, str], typing_type: Any) -> Case:
     def case() -> Callable[[], object]:
         load = contender.load("events", keys, typing_type)
-        return lambda: _aggregate(_as_frame(load()))
+        return lambda: aggregate(_as_frame(load()))
 
     return case
 
@@ -248,5 +257,5 @@ def backfill(session: Session) -> list[Row]:
             OURS: session.counted[OURS].write("backfill", keys, frame),
             RAW: lambda: frame.write_parquet(directory, partition_by="date", **counted),
         }
-        _attach_counts(rows, _count_each(session, actions))
+        attach_counts(rows, count_each(session, actions))
     return rows + session.unavailable_rows(name)

@@ -108,12 +108,18 @@ class RequestCounter:
 
     def __exit__(self, *exc: object) -> None:
         for record in self.proxy.requests:
-            self.by_method[record.method] = self.by_method.get(record.method, 0) + 1
+            kind = _kind(record.method, record.path)
+            self.by_method[kind] = self.by_method.get(kind, 0) + 1
 
     @property
     def total(self) -> int:
         """All requests counted."""
         return sum(self.by_method.values())
+
+
+def _kind(method: str, path: str) -> str:
+    """The request's method, or LIST for a bucket listing (a GET with `list-type=`)."""
+    return "LIST" if method == "GET" and "list-type=" in path else method
 
 
 def _s3_target(name: str, direct: S3Endpoint, proxy: HttpProxy | None) -> Target:

@@ -36,6 +36,7 @@ class S3Connection:
     max_attempts: int
     verify: bool | None
     session: boto3.session.Session = field(repr=False, compare=False)
+    use_ssl: bool = True
 
     @property
     def allow_http(self) -> bool:
@@ -52,6 +53,8 @@ class S3Connection:
             options["aws_endpoint_url"] = self.endpoint_url
         if self.allow_http:
             options["aws_allow_http"] = "true"
+        if self.verify is False:  # boto3's verify=False: encrypted, certificate not checked
+            options["aws_allow_invalid_certificates"] = "true"
         return options
 
     def credential_provider(self) -> CredentialProvider:
@@ -69,6 +72,7 @@ class S3Connection:
             "s3",
             region_name=self.region,
             endpoint_url=self.endpoint_url,
+            use_ssl=self.use_ssl,
             verify=self.verify,
             config=config,
         )
@@ -88,15 +92,42 @@ def connection_from_resource(resource: "S3Resource | None") -> S3Connection:
             "anonymous requests. Give the resource credentials or a profile instead."
         )
     session = _session(settings)
+    region = settings.get("region_name") or _default_region(session)
+    use_ssl = settings.get("use_ssl", True) is not False
     connection = S3Connection(
-        region=settings.get("region_name") or _default_region(session),
-        endpoint_url=settings.get("endpoint_url") or _default_endpoint(),
+        region=region,
+        endpoint_url=settings.get("endpoint_url")
+        or _default_endpoint()
+        or _plain_http_endpoint(session, region, use_ssl),
         max_attempts=int(settings.get("max_attempts") or 5),
         verify=settings.get("verify"),
         session=session,
+        use_ssl=use_ssl,
     )
+    if connection.verify is not False:
+        _trust_ca_bundle_in_polars(session)
     resolve_credentials(session)  # fail fast, before any data is computed or sent
     return connection
+
+
+def _plain_http_endpoint(session: boto3.session.Session, region: str, use_ssl: bool) -> str | None:
+    """boto3's meaning of use_ssl=False: plain HTTP to the region's default endpoint (with an
+    explicit endpoint URL, its scheme decides and use_ssl is ignored, as boto3 does)."""
+    if use_ssl:
+        return None
+    client = session.client("s3", region_name=region, use_ssl=False)
+    return str(client.meta.endpoint_url)
+
+
+def _trust_ca_bundle_in_polars(session: boto3.session.Session) -> None:
+    """Make polars trust the CA bundle boto3 uses (AWS_CA_BUNDLE or a profile's ca_bundle).
+
+    polars' HTTP client (object_store, rustls) takes no CA option; it reads the roots from
+    `SSL_CERT_FILE`, so that variable is set to the bundle unless the user set it already.
+    """
+    bundle = session._session.get_config_variable("ca_bundle")
+    if bundle and not os.environ.get("SSL_CERT_FILE"):
+        os.environ["SSL_CERT_FILE"] = str(bundle)
 
 
 def resolve_credentials(session: boto3.session.Session) -> botocore.credentials.Credentials:

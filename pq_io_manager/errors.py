@@ -29,6 +29,14 @@ class WriteError(PqIOManagerError):
     """Writing or publishing a Parquet file failed; the previous version is untouched."""
 
 
+class QueryError(PqIOManagerError):
+    """The asset's own polars query failed while its output was being written.
+
+    Not a storage problem: nothing was published, the previous version is untouched, and the
+    fix is in the asset's code or its input data.
+    """
+
+
 class ReadError(PqIOManagerError):
     """Reading stored Parquet data failed."""
 

@@ -1,19 +1,72 @@
-"""Input side helpers: which files an input needs, and the Python shape it is handed in.
+"""Input side: which files an input needs, and the Python shape it is handed in.
 
-No Dagster context handling here: the adapter passes in the annotation and upstream metadata.
+No Dagster context handling here: the adapter hands in an `AssetSlice`.
+
+Shapes: a `pl.LazyFrame` by default; a `pl.DataFrame` (collected) when annotated so; a dict of
+either keyed by partition key for `dict[str, ...]`; the element type of a `list[...]` fan-in.
+`Optional[...]` / `X | None` inputs get None where a plain input would raise
+`MissingPartitionError` (the upstream or a requested partition was never stored). An input
+mapped to no upstream partition, or whose partitions are all missing under
+`allow_missing_partitions`, gets an empty frame with the upstream's stored schema (data
+columns, then the typed partition columns) or, if nothing is stored, the partition columns.
 """
 
+import types
 import typing
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
 
-from pq_io_manager.errors import MissingPartitionError
+from pq_io_manager.asset_slice import AssetSlice
+from pq_io_manager.errors import ConfigurationError, MissingPartitionError
 from pq_io_manager.layout import PartitionColumn, partition_file
+from pq_io_manager.op_outputs import stored_files
 from pq_io_manager.partitions import split_columns
+from pq_io_manager.reading import (
+    find_files,
+    has_file,
+    missing_hint,
+    raise_if_removed,
+    scan,
+    split_files,
+)
 from pq_io_manager.storage import Dataset
 
 Files = list[tuple[str, str, tuple[PartitionColumn, ...]]]  # (partition key, uri, columns)
+
+
+def load(source: AssetSlice, dataset: Dataset, warn: Callable[[str], None]) -> Any:
+    """The value an input is handed: see the module docstring for the shapes."""
+    try:
+        files = _files(source, dataset, warn)
+    except MissingPartitionError as error:
+        if not source.optional:
+            raise
+        warn(f"{source.where}: {error} The input is Optional, so it gets None.")
+        return None
+    if files is None:  # an op that returned None
+        return None
+    annotation = _element_type(source.annotation)
+    if not files and _dict_value_type(annotation) is None:
+        return _as(annotation, _select(empty_frame(source, dataset), source))
+    try:
+        return shape_input(annotation, dataset, files, source)
+    except Exception as error:  # listed, then read: was a file removed meanwhile?
+        raise_if_removed(dataset, [uri for _, uri, _ in files], error, source.where)
+        raise
+
+
+def _files(source: AssetSlice, dataset: Dataset, warn: Callable[[str], None]) -> Files | None:
+    if source.op_output is not None:
+        return stored_files(dataset, source.where)  # type: ignore[return-value]
+    if not source.partitioned:
+        return unpartitioned_files(dataset, source.metadata, source.where)
+    targets = {part.key: part.columns for part in source.partitions}
+    found = find_files(dataset, targets, source.allow_missing, source.where)
+    for key in targets.keys() - found.keys():
+        warn(f"{source.where}: skipping missing partition {key!r} (allowed)")
+    return [(key, uri, targets[key]) for key, uri in found.items()]
 
 
 def unpartitioned_files(dataset: Dataset, metadata: Any, where: str) -> Files:
@@ -21,31 +74,75 @@ def unpartitioned_files(dataset: Dataset, metadata: Any, where: str) -> Files:
     names = split_columns(metadata, where)
     if not names:
         uri = partition_file(dataset.root, ())
-        if not dataset.has_file(uri):
+        if not has_file(dataset, uri, {}):
             raise MissingPartitionError(
                 f"{where}: no data at {uri}. Materialize the upstream asset first."
+                + missing_hint(dataset, uri)
             )
         return [("", uri, ())]
-    files = dataset.split_files(names, where)
+    files = split_files(dataset, names, where)
     return [
         ("/".join(column.directory for column in columns), uri, columns) for uri, columns in files
     ]
 
 
-def shape_input(annotation: Any, dataset: Dataset, files: Files) -> Any:
+def empty_frame(source: AssetSlice, dataset: Dataset) -> pl.LazyFrame:
+    """No rows, with the stored data columns (if recorded) and the typed partition columns."""
+    partition_types = source.scheme.dtypes if source.scheme is not None else {}
+    stored = dataset.stored_schema()
+    data_types = {
+        name: dtype for name, dtype in (stored or {}).items() if name not in partition_types
+    }
+    return pl.LazyFrame(schema={**data_types, **partition_types})
+
+
+def shape_input(annotation: Any, dataset: Dataset, files: Files, source: AssetSlice) -> Any:
     """A LazyFrame (default), DataFrame or dict of either, as the input is annotated."""
     value_type = _dict_value_type(annotation)
     if value_type is not None:
-        return {key: _as(value_type, dataset.scan([(uri, columns)])) for key, uri, columns in files}
-    if not files:
-        return _as(annotation, pl.LazyFrame())
-    return _as(annotation, dataset.scan([(uri, columns) for _, uri, columns in files]))
+        return {
+            key: _as(value_type, _select(scan(dataset, [(uri, cols)]), source))
+            for key, uri, cols in files
+        }
+    frame = scan(dataset, [(uri, columns) for _, uri, columns in files])
+    return _as(annotation, _select(frame, source))
+
+
+def _select(frame: pl.LazyFrame, source: AssetSlice) -> pl.LazyFrame:
+    """Only the input's `columns` (projection pushdown: the others are never read)."""
+    if source.columns is None:
+        return frame
+    available = frame.collect_schema().names()
+    unknown = [name for name in source.columns if name not in available]
+    if unknown:
+        raise ConfigurationError(
+            f"{source.where}: the input's metadata 'columns' names {unknown}, which the stored "
+            f"data does not have (columns: {available}); fix the names"
+        )
+    return frame.select(source.columns)
 
 
 def _as(annotation: Any, frame: pl.LazyFrame) -> pl.LazyFrame | pl.DataFrame:
-    if annotation is pl.DataFrame:
+    if _without_none(annotation) is pl.DataFrame:
         return frame.collect()
     return frame
+
+
+def _without_none(annotation: Any) -> Any:
+    """`Optional[X]` / `X | None` -> X; anything else unchanged."""
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return annotation
+    arguments = [argument for argument in typing.get_args(annotation) if argument is not type(None)]
+    return arguments[0] if len(arguments) == 1 else annotation
+
+
+def _element_type(annotation: Any) -> Any:
+    """A fan-in input (`list[X]`) loads each upstream output as X."""
+    bare = _without_none(annotation)
+    if typing.get_origin(bare) is list:
+        arguments = typing.get_args(bare)
+        return arguments[0] if arguments else pl.LazyFrame
+    return bare
 
 
 def _dict_value_type(annotation: Any) -> Any:
@@ -54,4 +151,5 @@ def _dict_value_type(annotation: Any) -> Any:
     arguments = typing.get_args(annotation)
     value = arguments[1] if len(arguments) == 2 else pl.LazyFrame
     # dict[str, pl.LazyFrame | pl.DataFrame]: lazy is the cheaper choice that satisfies both
+    value = _without_none(value)
     return pl.LazyFrame if typing.get_origin(value) is not None else value

@@ -1,27 +1,20 @@
 """The Dagster adapter: configuration fields and context handling only."""
 
 import contextlib
-import dataclasses
-import posixpath
-import time
-import typing
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import polars as pl
 from dagster import (
     ConfigurableIOManager,
     InitResourceContext,
     InputContext,
-    MetadataValue,
     OutputContext,
-    TableColumn,
-    TableSchema,
     get_dagster_logger,
 )
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
+from pq_io_manager.asset_slice import AssetSlice, input_slice, output_slice
 from pq_io_manager.credentials import connection_from_resource, describe_resource
 from pq_io_manager.errors import (
     ConfigurationError,
@@ -33,19 +26,22 @@ from pq_io_manager.errors import (
 from pq_io_manager.frames import (
     Frame,
     check_frame_type,
+    collect_output,
     prepare_partition,
     split_by_partitions,
     split_by_values,
 )
-from pq_io_manager.inputs import Files, shape_input, unpartitioned_files
+from pq_io_manager.housekeeping import sweep_once
+from pq_io_manager.inputs import load
 from pq_io_manager.layout import (
     PartitionColumn,
-    asset_root,
     is_s3_uri,
     normalize_base_path,
     staging_directory,
 )
-from pq_io_manager.partitions import keys_description, partition_scheme, split_columns
+from pq_io_manager.op_outputs import refuse_non_frame, write_frame, write_none
+from pq_io_manager.output_metadata import output_metadata, partition_metadata
+from pq_io_manager.partitions import split_columns
 from pq_io_manager.s3_store import S3Store
 from pq_io_manager.storage import Dataset, WrittenFile
 from pq_io_manager.stores import LocalStore, Store
@@ -91,9 +87,11 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         default=DEFAULT_ABANDONED_STAGING_SECONDS,
         ge=60,
         description=(
-            "Staged files and multipart uploads older than this many seconds were left by "
-            "killed runs and are removed when a process first uses the IO manager. Must exceed "
-            "the longest single-partition write. Default: 6 hours."
+            "This package's own staged files and multipart uploads that made no progress for "
+            "this many seconds (by the store's clock, never this machine's) were left by killed "
+            "runs and are removed when a process first uses the IO manager; sweeps run at most "
+            "once per process and once per this interval per base path. Must exceed the longest "
+            "pause between two parts of one upload. Default: 6 hours."
         ),
     )
     _store: Store | None = PrivateAttr(default=None)
@@ -111,9 +109,9 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         staging left behind by killed runs."""
         self._store = self._make_store()
         base_path = normalize_base_path(self.base_path)
-        cutoff = time.time() - self.abandoned_staging_seconds
+        staging = staging_directory(base_path)
         try:
-            removed = self._store.sweep(base_path, staging_directory(base_path), cutoff)
+            removed = sweep_once(self._store, staging, self.abandoned_staging_seconds)
         except Exception as error:  # e.g. a read-only role: sweeping is housekeeping only
             get_dagster_logger().debug(
                 f"not sweeping abandoned staging under {base_path}: {brief(error)}"
@@ -123,39 +121,43 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
             get_dagster_logger().info(f"removed {removed} abandoned staged file(s) or upload(s)")
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
-        """Write an asset output; see the class docstring for the layout."""
-        where = _describe(context)
+        """Write an asset output (see the class docstring for the layout) or an op output
+        (`{base_path}/.pq-runs/{run_id}/{step_key}/{output_name}/data.parquet`)."""
+        target = output_slice(context)
         if obj is None:
-            _refuse_or_skip_none(context, where)
+            self._handle_none(context, target)
             return
-        frame = check_frame_type(obj, where)
-        dataset = self._dataset(context)
-        with _translate_errors(WriteError, where, dataset.root):
-            if context.has_asset_partitions:
-                written = self._write_partitions(context, dataset, frame, where)
+        if target.op_output is not None:
+            refuse_non_frame(obj, target.where)
+        frame = check_frame_type(obj, target.where)
+        dataset = self._dataset(target)
+        with _translate_errors(WriteError, target.where, dataset.root):
+            if target.op_output is not None:
+                written = write_frame(dataset, frame, target.where)
+            elif target.partitioned:
+                written = self._write_partitions(target, dataset, frame)
             else:
-                written = self._write_whole(context, dataset, frame, where)
-        for file in written:
-            context.log.info(f"wrote {file.row_count} rows ({file.size_bytes} bytes) to {file.uri}")
-        context.add_output_metadata(_output_metadata(context, dataset, frame, written))
+                written = self._write_whole(context, dataset, frame, target.where)
+        _report(context, target, dataset, frame, written)
 
     def load_input(self, context: InputContext) -> Any:
-        """Load an upstream asset lazily, only the partitions this input asks for."""
-        where = _describe(context)
-        upstream = context.upstream_output
-        if upstream is None or not context.has_asset_key:
-            raise ConfigurationError(
-                f"{where}: PartitionedParquetIOManager loads asset inputs only"
-            )
-        dataset = self._dataset(context)
-        with _translate_errors(ReadError, where, dataset.root):
-            if context.has_asset_partitions:
-                metadata = upstream.definition_metadata
-                files = self._partition_files(context, dataset, metadata, where)
-            else:
-                files = unpartitioned_files(dataset, upstream.definition_metadata, where)
-            context.log.debug(f"loading {len(files)} file(s) of {where} from {dataset.root}")
-            return shape_input(context.dagster_type.typing_type, dataset, files)
+        """Load an upstream asset lazily (only the partitions this input asks for), or an op
+        output; see `pq_io_manager.inputs` for the shapes an input can take."""
+        source = input_slice(context)
+        dataset = self._dataset(source)
+        with _translate_errors(ReadError, source.where, dataset.root):
+            context.log.debug(f"loading {source.where} from {dataset.root}")
+            return load(source, dataset, context.log.warning)
+
+    def _handle_none(self, context: OutputContext, target: AssetSlice) -> None:
+        if target.op_output is None:
+            _refuse_or_skip_none(context, target)
+            return
+        # Dagster's type check let None through (an Any or Optional output): keep it as None.
+        dataset = self._dataset(target)
+        with _translate_errors(WriteError, target.where, dataset.root):
+            write_none(dataset, target.where)
+        context.log.info(f"{target.where} is None; recorded as None under {dataset.root}")
 
     def _make_store(self) -> Store:
         base_path = normalize_base_path(self.base_path)
@@ -163,26 +165,25 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
             return S3Store(connection_from_resource(self.s3))
         return LocalStore(base_path)
 
-    def _dataset(self, context: InputContext | OutputContext) -> Dataset:
+    def _dataset(self, target: AssetSlice) -> Dataset:
         if self._store is None:
             self._store = self._make_store()
         base_path = normalize_base_path(self.base_path)
-        return Dataset(self._store, base_path, asset_root(base_path, context.asset_key.path))
+        return Dataset(self._store, base_path, target.root(base_path))
 
     def _write_partitions(
-        self, context: OutputContext, dataset: Dataset, frame: Frame, where: str
+        self, target: AssetSlice, dataset: Dataset, frame: Frame
     ) -> list[WrittenFile]:
-        scheme = partition_scheme(context.asset_partitions_def, context.definition_metadata, where)
-        keys = context.asset_partition_keys
-        targets = [scheme.columns(key) for key in keys]
+        where = target.where
+        targets = [part.columns for part in target.partitions]
         parts: Sequence[tuple[tuple[PartitionColumn, ...], Frame]]
         if len(targets) == 1:
             parts = [(targets[0], prepare_partition(frame, targets[0], where))]
         else:
-            collected = frame if isinstance(frame, pl.DataFrame) else frame.collect()
-            parts = split_by_partitions(collected, targets, where)
-        dataset.check_schema(parts[0][1].collect_schema(), dataset.file_for(parts[0][0]), where)
-        descriptions = [f"{_asset_name(context)} partition {key!r}" for key in keys]
+            parts = split_by_partitions(collect_output(frame, where), targets, where)
+        parts = dataset.check_schema(parts, where)
+        name = f"asset {'/'.join(target.asset_path)!r}"
+        descriptions = [f"{name} partition {part.key!r}" for part in target.partitions]
         return dataset.write_many(parts, descriptions, replace_directories=True)
 
     def _write_whole(
@@ -191,35 +192,18 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         names = split_columns(context.definition_metadata, where)
         parts: Sequence[tuple[tuple[PartitionColumn, ...], Frame]]
         if names:
-            collected = frame if isinstance(frame, pl.DataFrame) else frame.collect()
-            parts = split_by_values(collected, names, where)
+            parts = split_by_values(collect_output(frame, where), names, where)
         else:
             parts = [((), frame)]
-        written = dataset.write_many(parts, [where] * len(parts), replace_directories=False)
-        sizes = dataset.remove_except({file.uri for file in written})
-        return [
-            dataclasses.replace(file, size_bytes=sizes.get(file.uri, file.size_bytes))
-            for file in written
-        ]
-
-    def _partition_files(
-        self, context: InputContext, dataset: Dataset, metadata: Any, where: str
-    ) -> Files:
-        scheme = partition_scheme(context.asset_partitions_def, metadata, where)
-        targets = {key: scheme.columns(key) for key in context.asset_partition_keys}
-        allow_missing = bool(context.definition_metadata.get("allow_missing_partitions", False))
-        found = dataset.find_files(targets, allow_missing, where)
-        for key in targets.keys() - found.keys():
-            context.log.warning(f"{where}: skipping missing partition {key!r} (allowed)")
-        return [(key, uri, targets[key]) for key, uri in found.items()]
+        return dataset.replace_whole(parts, where)
 
 
-def _refuse_or_skip_none(context: OutputContext, where: str) -> None:
-    if type(None) in typing.get_args(context.dagster_type.typing_type):
-        context.log.info(f"{where}: output is None (Optional); nothing written")
+def _refuse_or_skip_none(context: OutputContext, target: AssetSlice) -> None:
+    if target.optional:
+        context.log.info(f"{target.where}: output is None (Optional); nothing written")
         return
     raise ConfigurationError(
-        f"{where}: the output is None. Return a polars DataFrame/LazyFrame, annotate the "
+        f"{target.where}: the output is None. Return a polars DataFrame/LazyFrame, annotate the "
         "return type as Optional[pl.DataFrame] to skip writing, or as None to use no IO manager."
     )
 
@@ -233,41 +217,26 @@ def _translate_errors(error_class: type[PqIOManagerError], where: str, root: str
         raise
     except Exception as error:
         action = "writing to" if error_class is WriteError else "reading from"
+        # no claim about what was published: storage raises its own errors saying exactly that
         raise error_class(
             f"{where}: {action} {root} failed ({brief(error)}). Check the bucket, the "
-            "credentials' permissions and the endpoint; stored data was not changed."
+            "credentials' permissions and the endpoint, then re-run."
         ) from error
 
 
-def _asset_name(context: InputContext | OutputContext) -> str:
-    return f"asset {'/'.join(context.asset_key.path)!r}"
-
-
-def _describe(context: InputContext | OutputContext) -> str:
-    if not context.has_asset_key:
-        return f"output {context.name!r}"
-    text = _asset_name(context)
-    if context.has_asset_partitions:
-        text += " " + keys_description(list(context.asset_partition_keys))
-    return text
-
-
-def _output_metadata(
-    context: OutputContext, dataset: Dataset, frame: Frame, written: Sequence[WrittenFile]
-) -> dict[str, Any]:
-    schema = frame.collect_schema()
-    rows = sum(file.row_count for file in written)
-    count_key = (
-        "dagster/partition_row_count" if context.has_asset_partitions else "dagster/row_count"
-    )
-    # one partition: its column=value directory; several: the asset's root
-    uri = posixpath.dirname(written[0].uri) if len(written) == 1 else dataset.root
-    return {
-        count_key: rows,
-        "dagster/column_schema": TableSchema(
-            columns=[TableColumn(name, str(dtype)) for name, dtype in schema.items()]
-        ),
-        "dagster/uri": MetadataValue.path(uri),
-        "files": MetadataValue.json([file.uri for file in written]),
-        "size_bytes": sum(file.size_bytes or 0 for file in written),
-    }
+def _report(
+    context: OutputContext,
+    target: AssetSlice,
+    dataset: Dataset,
+    frame: Frame,
+    written: Sequence[WrittenFile],
+) -> None:
+    """Log each file; attach output metadata and, for a run over several partitions, each
+    partition's own metadata to that partition's materialization."""
+    for file in written:
+        context.log.info(f"wrote {file.row_count} rows ({file.size_bytes} bytes) to {file.uri}")
+    context.add_output_metadata(output_metadata(target, dataset, frame, written))
+    for key, metadata in partition_metadata(target, dataset, written).items():
+        context.step_context.add_asset_metadata(
+            metadata, asset_key=context.asset_key, partition_key=key
+        )

@@ -1,40 +1,88 @@
-"""Where data lives: base paths, asset roots, hive `column=value` directories and value typing.
+"""Where data lives: base paths, asset roots and hive `column=value` directories.
 
-Pure functions and value objects; no I/O and no Dagster import.
+Pure functions and value objects; no I/O and no Dagster import. How a typed value becomes
+directory text is `hive_values`' business.
 """
 
-import datetime as dt
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 import polars as pl
 
 from pq_io_manager.errors import ConfigurationError, PartitionValueError
+from pq_io_manager.hive_values import (
+    HIVE_NULL,
+    PartitionValue,
+    decode_hive_value,
+    dtype_for_values,
+    encode_hive_value,
+    encode_text,
+    parse_dtype,
+    text_literal,
+    value_text,
+)
 
-HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+__all__ = [  # the value helpers are re-exported: callers address "the layout"
+    "HIVE_NULL",
+    "PartitionValue",
+    "decode_hive_value",
+    "dtype_for_values",
+    "encode_hive_value",
+    "parse_dtype",
+]
+
 DATA_FILE_NAME = "data.parquet"
 STAGING_DIRECTORY = ".pq-staging"
-DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+# The IO manager's own small files per asset (schema record, writer lock) live outside the
+# datasets: a non-Parquet file inside one breaks `pl.scan_parquet(root + "/")` (polars refuses
+# a directory of mixed file extensions) and is one more name every other reader must skip.
+METADATA_DIRECTORY = ".pq-meta"
+# Name limits every supported store accepts: one path level (ext4, xfs, APFS: 255 bytes) and a
+# whole S3 key (1024 bytes). A dataset must also fit on the store it may be copied to.
+MAX_NAME_BYTES = 255
+MAX_KEY_BYTES = 1024
 _BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _COLUMN_PATTERN = re.compile(r"^[^/=\\\x00-\x1f]+$")
-PartitionValue = str | int | bool | dt.date | dt.datetime
 
 
 @dataclass(frozen=True)
 class PartitionColumn:
-    """One hive level: a column name, its polars type and the typed value of this partition."""
+    """One hive level: a column name, its polars type and the typed value of this partition.
+
+    `text` overrides the value's canonical text when polars computed it (nanosecond datetimes
+    have no exact Python value); `key` is the Dagster key of this dimension and `zone` the time
+    zone of its time windows, so that outputs may carry the key as Dagster formats it.
+    """
 
     name: str
     dtype: pl.DataType
-    value: PartitionValue
+    value: PartitionValue | None
+    text: str | None = None
+    key: str | None = None
+    zone: str | None = None
+
+    @property
+    def hive_text(self) -> str | None:
+        """The value as hive text (None for null)."""
+        if self.text is not None:
+            return self.text
+        return None if self.value is None else value_text(self.value)
 
     @property
     def directory(self) -> str:
         """The `column=value` directory name, value percent-encoded."""
-        return f"{self.name}={encode_hive_value(self.value)}"
+        text = self.hive_text
+        return f"{self.name}={HIVE_NULL if text is None else encode_text(text)}"
+
+    def literal(self) -> pl.Expr:
+        """The value as a polars literal of the column's type, exact."""
+        text = self.hive_text
+        if text is None:
+            return pl.lit(None, dtype=self.dtype)
+        return text_literal(text, self.dtype)
 
 
 def is_s3_uri(path: str) -> bool:
@@ -53,6 +101,7 @@ def normalize_base_path(base_path: str) -> str:
             )
         segments = [segment for segment in prefix.split("/") if segment]
         _check_segments(segments, f"base_path {base_path!r}")
+        _refuse_hive_levels(segments, base_path)
         return "/".join(["s3:/", bucket, *segments])
     if "://" in base_path:
         raise ConfigurationError(
@@ -61,15 +110,48 @@ def normalize_base_path(base_path: str) -> str:
         )
     if not base_path.strip():
         raise ConfigurationError("base_path is empty: use s3://bucket/prefix or a local directory")
-    return posixpath.normpath(posixpath.abspath(base_path))
+    normalized = posixpath.normpath(posixpath.abspath(base_path))
+    _refuse_hive_levels(normalized.split("/"), base_path)
+    return normalized
+
+
+def _refuse_hive_levels(segments: Sequence[str], base_path: str) -> None:
+    # Hive readers (polars, Spark, DuckDB) take every `name=value` level of a path for a
+    # partition column, so one above the assets would add a column to every dataset.
+    hive = [segment for segment in segments if "=" in segment]
+    if hive:
+        raise ConfigurationError(
+            f"base_path {base_path!r} contains {hive[0]!r}, which hive readers would take for a "
+            "partition column of every dataset below it: choose a base path without '='"
+        )
 
 
 def asset_root(base_path: str, asset_path: Sequence[str]) -> str:
-    """The directory holding every file of one asset: `{base_path}/{key/path}`."""
-    _check_segments(list(asset_path), f"asset key {list(asset_path)!r}")
-    if asset_path and asset_path[0] == STAGING_DIRECTORY:
-        raise ConfigurationError(f"asset key {list(asset_path)!r} clashes with {STAGING_DIRECTORY}")
+    """The directory holding every file of one asset: `{base_path}/{key/path}`.
+
+    Key segments that could be read as one of our files or hive levels (`x=y`, `*.parquet`) or
+    that hive readers skip or we use ourselves (`.hidden`, `_marker`) are refused, so no asset's
+    files can ever be taken for another's: assets whose keys extend one another stay apart.
+    """
+    where = f"asset key {list(asset_path)!r}"
+    _check_segments(list(asset_path), where)
+    for segment in asset_path:
+        if "=" in segment or segment.startswith((".", "_")) or segment.endswith(".parquet"):
+            raise ConfigurationError(
+                f"{where} has the segment {segment!r}, which could be taken for a hive level, a "
+                "data file or a hidden/metadata entry of another asset's dataset (segments may "
+                "not contain '=', start with '.' or '_', or end in '.parquet'): rename the asset"
+            )
     return "/".join([base_path, *asset_path])
+
+
+def metadata_uri(base_path: str, root: str, name: str) -> str:
+    """`{base_path}/.pq-meta/{asset/key/path}/{name}`: one of an asset's own small files.
+
+    `name` starts with "_", which no asset key segment may, so an asset whose key extends
+    another's can never address the other's files.
+    """
+    return f"{base_path}/{METADATA_DIRECTORY}/{root[len(base_path) + 1 :]}/{name}"
 
 
 def staging_directory(base_path: str) -> str:
@@ -89,44 +171,43 @@ def partition_file(root: str, columns: Sequence[PartitionColumn]) -> str:
 
 def check_column_name(name: str, where: str) -> str:
     """Refuse column names that cannot be a hive directory level."""
-    if not isinstance(name, str) or not _COLUMN_PATTERN.match(name) or name in {".", ".."}:
+    if (
+        not isinstance(name, str)
+        or not _COLUMN_PATTERN.match(name)
+        or name.startswith(".")  # hive readers skip hidden directories
+        or name == HIVE_NULL
+    ):
         raise ConfigurationError(
-            f"{where}: {name!r} is not a usable partition column name "
-            "(a non-empty string without '/', '=' or control characters)"
+            f"{where}: {name!r} is not a usable partition column name (a non-empty string "
+            "without '/', '=' or control characters, not starting with '.')"
         )
     return name
 
 
-def encode_hive_value(value: PartitionValue | None) -> str:
-    """Format a typed value as a hive directory value, percent-encoding all but [A-Za-z0-9_.~-]."""
-    if value is None:
-        return HIVE_NULL
-    text = _format_value(value)
-    if text == HIVE_NULL or text == "":
-        raise PartitionValueError(
-            f"partition value {text!r} cannot be stored: it is reserved for nulls or empty"
+def storage_problem(uri: str) -> str | None:
+    """Why a file cannot be stored under this name on every supported store, or None."""
+    levels = uri.split("://", 1)[-1].split("/")
+    longest = max(levels, key=lambda level: len(level.encode()))
+    if len(longest.encode()) > MAX_NAME_BYTES:
+        return (
+            f"the path level {longest[:60]!r}... is {len(longest.encode())} bytes once "
+            f"percent-encoded; stores accept at most {MAX_NAME_BYTES} bytes per level"
         )
-    # quote(safe="") also encodes "/" and "%", so a value can never add a path level or escape
-    return quote(text, safe="")
+    key = "/".join(levels[1:]) if uri.startswith("s3://") else uri
+    if len(key.encode()) > MAX_KEY_BYTES:
+        return f"the key is {len(key.encode())} bytes; S3 accepts at most {MAX_KEY_BYTES}"
+    return None
 
 
-def decode_hive_value(text: str, dtype: pl.DataType) -> PartitionValue | None:
-    """Inverse of `encode_hive_value` for a column of type `dtype`."""
-    if text == HIVE_NULL:
-        return None
-    raw = unquote(text)
-    if dtype == pl.String:
-        return raw
-    if dtype == pl.Date:
-        return dt.date.fromisoformat(raw)
-    if isinstance(dtype, pl.Datetime):
-        parsed = dt.datetime.strptime(raw, DATETIME_FORMAT)
-        return parsed.replace(tzinfo=_zone(dtype.time_zone))
-    if dtype == pl.Boolean:
-        return raw == "true"
-    if dtype.is_integer():
-        return int(raw)
-    raise ConfigurationError(f"partition columns of type {dtype} are not supported")
+def check_storable(uri: str, where: str) -> str:
+    """Refuse, before anything is written, a file name some store would reject or cut."""
+    problem = storage_problem(uri)
+    if problem is not None:
+        raise PartitionValueError(
+            f"{where}: cannot store {uri[:120]}...: {problem}. Use shorter partition keys or "
+            "values (or a shorter base path / asset key)."
+        )
+    return uri
 
 
 def parse_partition_path(
@@ -141,39 +222,17 @@ def parse_partition_path(
         column, separator, text = directory.partition("=")
         if not separator or column != name:
             return None
-        columns.append(PartitionColumn(name, dtype, decode_hive_value(text, dtype)))  # type: ignore[arg-type]
+        raw = unquote(text)
+        try:
+            value = decode_hive_value(text, dtype)
+        except ValueError:  # another tool's directory that merely looks like ours
+            return None
+        columns.append(
+            PartitionColumn(
+                name, dtype, value, text=raw if isinstance(dtype, pl.Datetime) else None
+            )
+        )
     return tuple(columns)
-
-
-def dtype_for_values(dtype: pl.DataType, where: str) -> pl.DataType:
-    """Check that a column of `dtype` can be a hive level and return it."""
-    if dtype in (pl.String, pl.Date, pl.Boolean) or dtype.is_integer():
-        return dtype
-    if isinstance(dtype, pl.Datetime):
-        return dtype
-    raise ConfigurationError(
-        f"{where}: partition column type {dtype} is not supported; "
-        "cast it to String, an integer, Boolean, Date or Datetime"
-    )
-
-
-def _format_value(value: PartitionValue) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dt.datetime):
-        # Hive stores wall-clock time; the time zone lives in the column type
-        return value.strftime(DATETIME_FORMAT)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value)
-
-
-def _zone(name: str | None) -> dt.tzinfo | None:
-    if name is None:
-        return None
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(name)
 
 
 def _check_segments(segments: list[str], where: str) -> None:
@@ -185,13 +244,15 @@ def _check_segments(segments: list[str], where: str) -> None:
             )
 
 
-def parse_dtype(text: str) -> pl.DataType:
-    """Inverse of `str(dtype)` for the partition column types (unknown names: String)."""
-    if text.startswith("Datetime"):
-        unit = "ms" if "'ms'" in text else "ns" if "'ns'" in text else "us"
-        zone = text.split("time_zone=")[-1].rstrip(")").strip("'")
-        return pl.Datetime(unit, None if zone == "None" else zone)  # type: ignore[arg-type]
-    dtype = getattr(pl, text, None)
-    if dtype is None:
-        return pl.String()
-    return dtype() if isinstance(dtype, type) else dtype  # type: ignore[no-any-return]
+def data_file_levels(relative_path: str) -> tuple[str, ...] | None:
+    """The column names of a `col=value/.../data.parquet` path below an asset root (`()` for
+    the root's own data file); None for any other file (another tool's, or another asset's)."""
+    *directories, file_name = relative_path.split("/")
+    if file_name != DATA_FILE_NAME:
+        return None
+    names = tuple(directory.partition("=")[0] for directory in directories)
+    if not all(
+        "=" in directory and not directory.startswith((".", "_")) for directory in directories
+    ):
+        return None
+    return names

@@ -13,10 +13,9 @@ from dagster import (
 )
 
 from pq_io_manager.errors import ConfigurationError
-from pq_io_manager.layout import PartitionColumn, PartitionValue, check_column_name
+from pq_io_manager.layout import PartitionColumn, check_column_name
 
 PARTITION_BY = "partition_by"
-_SUB_DAILY_TOKENS = ("%H", "%I", "%M", "%S", "%p", "%X", "%c")
 
 
 @dataclass(frozen=True)
@@ -28,12 +27,19 @@ class ColumnSpec:
     partitions_def: PartitionsDefinition
     dtype: pl.DataType
 
-    def value(self, key: str) -> PartitionValue:
-        """The typed column value of a partition key of this dimension."""
+    def column(self, key: str) -> PartitionColumn:
+        """The typed hive column of a partition key of this dimension.
+
+        Time windows are their start instant: a `Date` where every window starts at local
+        midnight, else a time-zone-aware `Datetime`, so two windows never share a value.
+        """
         if not isinstance(self.partitions_def, TimeWindowPartitionsDefinition):
-            return key
+            return PartitionColumn(self.name, self.dtype, key, key=key)
         start = self.partitions_def.time_window_for_partition_key(key).start
-        return start.date() if self.dtype == pl.Date else start
+        value = start.date() if self.dtype == pl.Date else start
+        return PartitionColumn(
+            self.name, self.dtype, value, key=key, zone=self.partitions_def.timezone
+        )
 
 
 @dataclass(frozen=True)
@@ -51,13 +57,9 @@ class PartitionScheme:
     def columns(self, key: str) -> tuple[PartitionColumn, ...]:
         """The typed hive columns of one partition key."""
         if len(self.specs) == 1 and self.specs[0].dimension is None:
-            spec = self.specs[0]
-            return (PartitionColumn(spec.name, spec.dtype, spec.value(key)),)
+            return (self.specs[0].column(key),)
         by_dimension = self._dimension_keys(key)
-        return tuple(
-            PartitionColumn(spec.name, spec.dtype, spec.value(by_dimension[spec.dimension or ""]))
-            for spec in self.specs
-        )
+        return tuple(spec.column(by_dimension[spec.dimension or ""]) for spec in self.specs)
 
     def _dimension_keys(self, key: str) -> Mapping[str, str]:
         if isinstance(key, MultiPartitionKey):
@@ -125,9 +127,16 @@ def _multi_specs(
 def _dtype(partitions_def: PartitionsDefinition) -> pl.DataType:
     if not isinstance(partitions_def, TimeWindowPartitionsDefinition):
         return pl.String()
-    if any(token in partitions_def.fmt for token in _SUB_DAILY_TOKENS):
-        return pl.Datetime("us", partitions_def.timezone)
-    return pl.Date()
+    if _starts_at_midnight(partitions_def.cron_schedule):
+        return pl.Date()
+    return pl.Datetime("us", partitions_def.timezone)
+
+
+def _starts_at_midnight(cron_schedule: str | Sequence[str]) -> bool:
+    # The schedule, not `fmt`, decides: a 6-hourly definition may format keys as dates, and a
+    # daily one shifted by `hour_offset` starts its windows at 06:00.
+    schedules = [cron_schedule] if isinstance(cron_schedule, str) else list(cron_schedule)
+    return all(schedule.split()[:2] == ["0", "0"] for schedule in schedules)
 
 
 def keys_description(keys: Sequence[str]) -> str:

@@ -5,10 +5,15 @@ No Dagster import.
 
 import posixpath
 from collections.abc import Iterable, Sequence
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
+import botocore.exceptions
+
 from pq_io_manager.credentials import S3Connection
-from pq_io_manager.stores import list_each
+from pq_io_manager.errors import brief
+from pq_io_manager.s3_housekeeping import Bucket
+from pq_io_manager.stores import Presence, Versioned, list_each
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -30,6 +35,8 @@ class S3Store:
         self.connection = connection
         self._client: S3Client | None = None
         self._credential_provider = connection.credential_provider()
+        # Ceph radosgw (16) compares If-Match with the ETag without its quotes; learnt on use.
+        self._bare_etags = False
 
     @property
     def client(self) -> "S3Client":
@@ -141,47 +148,115 @@ class S3Store:
                     failed = response["Errors"][0]
                     raise OSError(f"deleting s3://{bucket}/{failed.get('Key')} failed: {failed}")
 
-    def abort_uploads(self, uri: str) -> int:
-        """Abort the multipart uploads to exactly this key."""
-        return self._abort_uploads(uri, older_than=None, exact=True)
+    def upload(self, data: bytes, uri: str, staging: str) -> int:
+        """One PUT, or a multipart upload of our own registered under `staging` and, on
+        failure, aborted by its own UploadId (never another writer's upload of the key)."""
+        bucket, key = split_s3_uri(uri)
+        try:
+            self._bucket(bucket, staging).upload(key, data)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            # a storage failure, reported as polars reports its own (never as a query error)
+            raise OSError(f"uploading {uri} failed: {brief(error)}") from error
+        return len(data)
+
+    def probe(self, uri: str) -> Presence:
+        """A one-byte ranged GET, asked on failure paths only: unlike HEAD, its error body
+        tells AccessDenied (a missing key without s3:ListBucket, or no s3:GetObject) from a
+        bad signature or key, which must not pass for missing data."""
+        bucket, key = split_s3_uri(uri)
+        try:
+            self.client.get_object(Bucket=bucket, Key=key, Range="bytes=0-0")
+        except self.client.exceptions.ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = error.response.get("Error", {}).get("Code")
+            if status == 404:
+                return Presence.ABSENT
+            if status == 403 and code == "AccessDenied":
+                return Presence.DENIED
+            if status == 416:  # an empty object has no byte 0, but it exists
+                return Presence.PRESENT
+            raise
+        return Presence.PRESENT
 
     def discard(self, staged: str) -> bool:
-        """Delete the staged object and abort multipart uploads polars left open for it."""
-        aborted = self._abort_uploads(staged, older_than=None, exact=True)
+        """Delete the staged object and abort the uploads polars left open for its key (a
+        staged key is unique to one writer)."""
+        bucket, key = split_s3_uri(staged)
+        aborted = Bucket(self.client, bucket, "").abort_staged_uploads(key)
         found = self.exists(staged)
         if found:
             self.delete([staged])
         return found or aborted > 0
 
-    def sweep(self, base_path: str, staging: str, older_than: float) -> int:
-        """Delete staged objects and abort unfinished uploads (staged or written directly by a
-        killed run) started before `older_than`."""
-        bucket, prefix = split_s3_uri(staging.rstrip("/") + "/")
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        stale = [
-            f"s3://{bucket}/{item['Key']}"
-            for page in pages
-            for item in page.get("Contents", [])
-            if item["LastModified"].timestamp() < older_than
-        ]
-        self.delete(stale)
-        return len(stale) + self._abort_uploads(base_path.rstrip("/") + "/", older_than)
+    def sweep(self, staging: str, abandoned_seconds: float, interval_seconds: float) -> int | None:
+        """Remove our abandoned staging and uploads (see `s3_housekeeping`); None when a
+        sweep of this staging ran less than `interval_seconds` ago (server clock)."""
+        bucket, _ = split_s3_uri(staging)
+        return self._bucket(bucket, staging).sweep(abandoned_seconds, interval_seconds)
 
-    def _abort_uploads(self, prefix_uri: str, older_than: float | None, exact: bool = False) -> int:
-        bucket, prefix = split_s3_uri(prefix_uri)
-        pages = self.client.get_paginator("list_multipart_uploads").paginate(
-            Bucket=bucket, Prefix=prefix
-        )
-        aborted = 0
-        for upload in (upload for page in pages for upload in page.get("Uploads", [])):
-            if exact and upload["Key"] != prefix:
-                continue
-            if older_than is None or upload["Initiated"].timestamp() < older_than:
-                self.client.abort_multipart_upload(
-                    Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+    def _bucket(self, bucket: str, staging: str) -> Bucket:
+        return Bucket(self.client, bucket, split_s3_uri(staging.rstrip("/") + "/")[1])
+
+    def list_prefix(self, prefix: str) -> dict[str, int]:
+        """Keys starting with `prefix` (one paginated listing)."""
+        return self._list_prefix(prefix, None)
+
+    def read_versioned(self, uri: str) -> Versioned | None:
+        """GET the object: its body, ETag, and age by the server's own clock."""
+        bucket, key = split_s3_uri(uri)
+        try:
+            response = self.client.get_object(Bucket=bucket, Key=key)
+        except self.client.exceptions.NoSuchKey:
+            return None
+        data = response["Body"].read()
+        now = parsedate_to_datetime(response["ResponseMetadata"]["HTTPHeaders"]["date"])
+        age = (now - response["LastModified"]).total_seconds()
+        return Versioned(data, response["ETag"], max(0.0, age))
+
+    def write_if(self, uri: str, data: bytes, version: str | None) -> str | None:
+        """A conditional PUT: `If-None-Match: *` to create, `If-Match: <etag>` to replace."""
+        bucket, key = split_s3_uri(uri)
+        try:
+            if version is None:
+                response = self.client.put_object(
+                    Bucket=bucket, Key=key, Body=data, IfNoneMatch="*"
                 )
-                aborted += 1
-        return aborted
+            else:
+                response = self.client.put_object(
+                    Bucket=bucket, Key=key, Body=data, IfMatch=self._etag(version)
+                )
+        except self.client.exceptions.ClientError as error:
+            if not _condition_failed(error, replacing=version is not None):
+                raise
+            if version is not None and not self._bare_etags and self._etag_of(uri) == version:
+                self._bare_etags = True  # the condition held: the server wants the bare form
+                return self.write_if(uri, data, version)
+            return None
+        return response["ETag"]
+
+    def _etag(self, version: str) -> str:
+        return version.strip('"') if self._bare_etags else version
+
+    def _etag_of(self, uri: str) -> str | None:
+        bucket, key = split_s3_uri(uri)
+        try:
+            return self.client.head_object(Bucket=bucket, Key=key)["ETag"]
+        except self.client.exceptions.ClientError as error:
+            if _status(error) == 404:
+                return None
+            raise
+
+
+def _status(error: Exception) -> int:
+    response = getattr(error, "response", {})
+    return int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+def _condition_failed(error: Exception, replacing: bool) -> bool:
+    # 412: the condition did not hold; 409: another conditional write to the key is in flight
+    # (AWS); a replace of a key that no longer exists is 404 on some servers (moto).
+    status = _status(error)
+    return status in (409, 412) or (replacing and status == 404)
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:

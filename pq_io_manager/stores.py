@@ -4,10 +4,43 @@ polars moves the bytes; stores do what polars cannot (publish, delete, list, abo
 store is in `s3_store`. No Dagster import.
 """
 
+import contextlib
+import enum
+import fcntl
+import hashlib
 import os
 import posixpath
-from collections.abc import Iterable, Sequence
+import re
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+STAGED_NAME = re.compile(r"[0-9a-f]{32}\.parquet")
+"""The name of a staged file (a uuid4 hex): the only files below staging a sweep removes."""
+SWEEP_MARKER = ".last-sweep"
+
+
+class Presence(enum.Enum):
+    """What a store says about a file a read just failed on."""
+
+    PRESENT = "present"
+    ABSENT = "absent"
+    DENIED = "denied"  # S3 answers 403 for a missing key to a role without s3:ListBucket
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """A small file read with the tag a conditional write compares, and its age.
+
+    `age_seconds` is measured on the store's own clock (S3: the response's Date minus the
+    object's LastModified), so that no writer has to trust its own clock against another's.
+    """
+
+    data: bytes
+    version: str
+    age_seconds: float
 
 
 class Store(Protocol):
@@ -41,12 +74,28 @@ class Store(Protocol):
     def discard(self, staged: str) -> bool:
         """Remove a staged file and anything half-uploaded for it; True if there was any."""
 
-    def abort_uploads(self, uri: str) -> int:
-        """Abort unfinished uploads to exactly `uri`; how many."""
+    def upload(self, data: bytes, uri: str, staging: str) -> int:
+        """Store a serialized file at `uri` atomically; a failure removes only what this call
+        started (`staging` is the base path's staging directory); its size."""
 
-    def sweep(self, base_path: str, staging: str, older_than: float) -> int:
-        """Remove staged files below `staging`, and unfinished uploads below `base_path`,
-        started before epoch `older_than`; how many."""
+    def probe(self, uri: str) -> "Presence":
+        """Whether a file exists, asked only after a read failed (to classify the failure)."""
+
+    def sweep(self, staging: str, abandoned_seconds: float, interval_seconds: float) -> int | None:
+        """Remove our own staged files and uploads below `staging` that made no progress for
+        `abandoned_seconds` by the store's clock; how many, or None when a sweep of `staging`
+        ran less than `interval_seconds` ago."""
+
+    def list_prefix(self, prefix: str) -> dict[str, int]:
+        """Files whose URI starts with `prefix`, at any depth (URI to size, sorted)."""
+
+    def read_versioned(self, uri: str) -> Versioned | None:
+        """A small file's content, version and age; None when it does not exist."""
+
+    def write_if(self, uri: str, data: bytes, version: str | None) -> str | None:
+        """Write `data` at `uri` only if its current version is `version` (None: only if it
+        does not exist), atomically against concurrent writers; the new version, or None when
+        the condition did not hold."""
 
 
 class LocalStore:
@@ -107,9 +156,23 @@ class LocalStore:
                 continue
             _remove_empty_parents(posixpath.dirname(uri), self.base_path)
 
-    def abort_uploads(self, uri: str) -> int:
-        """Local files have no uploads."""
-        return 0
+    def upload(self, data: bytes, uri: str, staging: str) -> int:
+        """Write a hidden temporary file next to `uri`, then rename it into place."""
+        self.prepare(uri)
+        temporary = posixpath.join(
+            posixpath.dirname(uri), f".{posixpath.basename(uri)}.{uuid.uuid4().hex}"
+        )
+        try:
+            with open(temporary, "xb") as file:
+                file.write(data)
+            return self.publish(temporary, uri)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(temporary)
+
+    def probe(self, uri: str) -> "Presence":
+        """`os.path.exists` (a local file that cannot be read still exists)."""
+        return Presence.PRESENT if os.path.exists(uri) else Presence.ABSENT
 
     def discard(self, staged: str) -> bool:
         """Remove a staged file if polars left one behind."""
@@ -117,11 +180,72 @@ class LocalStore:
         self.delete([staged])
         return found
 
-    def sweep(self, base_path: str, staging: str, older_than: float) -> int:
-        """Delete staged files last modified before `older_than` (local files have no uploads)."""
-        stale = [path for path in self.list_files(staging) if os.stat(path).st_mtime < older_than]
+    def sweep(self, staging: str, abandoned_seconds: float, interval_seconds: float) -> int | None:
+        """Delete our staged files (`{32 hex}.parquet`) not written to for `abandoned_seconds`
+        by the filesystem's clock; a marker file's mtime says when the last sweep ran."""
+        now = _filesystem_now(staging)
+        if now is None:
+            return 0  # no staging directory: nothing is staged
+        marker = posixpath.join(staging, SWEEP_MARKER)
+        with contextlib.suppress(FileNotFoundError):
+            if now - os.stat(marker).st_mtime < interval_seconds:
+                return None
+        staged = [entry for entry in os.scandir(staging) if STAGED_NAME.fullmatch(entry.name)]
+        if not staged:
+            return 0  # no marker either: an idle lake holds nothing but data
+        with open(marker, "ab"):
+            os.utime(marker)
+        stale = [entry.path for entry in staged if now - entry.stat().st_mtime > abandoned_seconds]
         self.delete(stale)
         return len(stale)
+
+    def list_prefix(self, prefix: str) -> dict[str, int]:
+        """Files and directories named `prefix`* in its directory, files below them."""
+        directory, _, start = prefix.rpartition("/")
+        try:
+            names = sorted(name for name in os.listdir(directory) if name.startswith(start))
+        except FileNotFoundError:
+            return {}
+        found: dict[str, int] = {}
+        for name in names:
+            path = posixpath.join(directory, name)
+            if os.path.isdir(path):
+                found.update(self.list_files(path))
+            elif os.path.isfile(path):
+                found[path] = os.stat(path).st_size
+        return found
+
+    def read_versioned(self, uri: str) -> Versioned | None:
+        """The version is the content's digest (writers put a fresh token in each content)."""
+        try:
+            with open(uri, "rb") as file:
+                data = file.read()
+                modified = os.fstat(file.fileno()).st_mtime
+        except FileNotFoundError:
+            return None
+        return Versioned(data, _digest(data), max(0.0, time.time() - modified))
+
+    def write_if(self, uri: str, data: bytes, version: str | None) -> str | None:
+        """Compare and replace under an exclusive `flock` of the file's directory (released by
+        the kernel if the process dies), with a hidden temporary file and `os.replace`."""
+        directory = posixpath.dirname(uri)
+        self.prepare(uri)
+        with _locked(directory):
+            current = self.read_versioned(uri)
+            if (None if current is None else current.version) != version:
+                return None
+            temporary = posixpath.join(directory, f".{posixpath.basename(uri)}.{uuid.uuid4().hex}")
+            try:
+                with open(temporary, "xb") as file:
+                    file.write(data)
+                    file.flush()
+                    os.fsync(file.fileno())
+                os.replace(temporary, uri)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(temporary)
+            _fsync(directory)
+        return _digest(data)
 
 
 def list_each(store: Store, directories: Iterable[str]) -> dict[str, int]:
@@ -130,6 +254,19 @@ def list_each(store: Store, directories: Iterable[str]) -> dict[str, int]:
     for directory in directories:
         found.update(store.list_files(directory, recursive=False))
     return found
+
+
+def _filesystem_now(directory: str) -> float | None:
+    """The filesystem's own time (a new file's mtime), not this process's clock."""
+    probe = posixpath.join(directory, f".clock-{uuid.uuid4().hex}")
+    try:
+        with open(probe, "xb") as file:
+            return os.fstat(file.fileno()).st_mtime
+    except FileNotFoundError:
+        return None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(probe)
 
 
 def _fsync(path: str) -> None:
@@ -148,3 +285,18 @@ def _remove_empty_parents(directory: str, base_path: str) -> None:
         except OSError:
             return
         directory = posixpath.dirname(directory)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@contextlib.contextmanager
+def _locked(directory: str) -> Iterator[None]:
+    # flock conflicts between separate opens, so threads and processes exclude each other
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock

@@ -37,6 +37,7 @@ from tests.servers.http_proxy import HttpProxy
 REPO = Path(__file__).resolve().parents[1]
 DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-03-01")
 STAGING = ".pq-staging/"
+SWEEP_MARKER = STAGING + ".last-sweep"  # when the last sweep ran: housekeeping, not a leftover
 SERVERS = [
     pytest.param("moto", marks=pytest.mark.s3),
     pytest.param("radosgw", marks=[pytest.mark.s3, pytest.mark.radosgw]),
@@ -131,13 +132,12 @@ def proxied_lake(lake: Lake, proxy_url: str, **resource_overrides: Any) -> Lake:
 
 def leftovers(lake: Lake) -> tuple[list[str], list[str]]:
     """Staged files and incomplete multipart uploads anywhere in the lake's bucket/directory."""
+    staged = [path for path in lake.files() if path.startswith(STAGING) and path != SWEEP_MARKER]
     if lake.endpoint is None:
-        return [path for path in lake.files() if path.startswith(STAGING)], []
+        return staged, []
     client = lake.endpoint.client()
     uploads = client.list_multipart_uploads(Bucket=lake.bucket).get("Uploads", [])
-    return [path for path in lake.files() if path.startswith(STAGING)], [
-        upload["Key"] for upload in uploads
-    ]
+    return staged, [upload["Key"] for upload in uploads]
 
 
 def etags(lake: Lake) -> dict[str, str]:

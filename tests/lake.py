@@ -11,6 +11,8 @@ from dagster_aws.s3 import S3Resource
 from pq_io_manager import PartitionedParquetIOManager
 from tests.servers import S3Endpoint
 
+SWEEP_MARKER = ".pq-staging/.last-sweep"
+
 
 @dataclass
 class Lake:
@@ -30,8 +32,9 @@ class Lake:
         """The full URI of a path relative to the base path."""
         return f"{self.base_path}/{relative}"
 
-    def files(self, below: str = "") -> list[str]:
-        """Every file under the base path (or `below` it), relative and sorted."""
+    def files(self, below: str = "", records: bool = False) -> list[str]:
+        """Every file under the base path (or `below` it), relative and sorted; the datasets'
+        own records under `.pq-meta/` (schema record, writer lock) only with `records`."""
         if self.endpoint is None:
             root = Path(self.base_path)
             found = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
@@ -43,7 +46,9 @@ class Lake:
             found = [
                 item["Key"][len("lake/") :] for page in pages for item in page.get("Contents", [])
             ]
-        return sorted(path for path in found if path.startswith(below))
+        kept = (path for path in found if records or not path.startswith(".pq-meta/"))
+        # the sweep's marker (when staging was last swept) is housekeeping, not a file
+        return sorted(path for path in kept if path.startswith(below) and path != SWEEP_MARKER)
 
     def put(self, relative: str, data: bytes) -> None:
         """Store a file as another tool would (not through the IO manager)."""

@@ -116,7 +116,10 @@ def test_null_partition_column_in_a_range_write(lake: Lake) -> None:
         return with_dates("2024-01-05", [dt.date(2024, 1, 5), None, dt.date(2024, 1, 6)]).lazy()
 
     tags = range_tags("2024-01-05", "2024-01-06")
-    with pytest.raises(PartitionValueError, match=r"1 row\(s\) have a null 'date'"):
+    with pytest.raises(
+        PartitionValueError,
+        match=r"1 row\(s\) have a 'date' value that names no partition exactly \(e.g. None\)",
+    ):
         write(lake, ranged, tags=tags)
     unchanged(lake, before)
 
@@ -134,7 +137,7 @@ def test_partition_column_of_the_wrong_type_in_a_range_write(lake: Lake) -> None
     tags = range_tags("2024-01-05", "2024-01-06")
     with pytest.raises(
         PartitionValueError,
-        match=r"'date' of type String cannot be cast to the partition type Date",
+        match=r"1 row\(s\) have a 'date' value that names no partition exactly \(e.g. 'yester",
     ):
         write(lake, ranged, tags=tags)
     assert lake.files() == []

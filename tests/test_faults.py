@@ -30,8 +30,10 @@ import dagster as dg
 import polars as pl
 import pytest
 
-import pq_io_manager.io_manager
-from pq_io_manager import PartitionedParquetIOManager, WriteError
+from pq_io_manager import PartitionedParquetIOManager, QueryError, WriteError
+from pq_io_manager.credentials import connection_from_resource
+from pq_io_manager.housekeeping import forget_sweeps
+from pq_io_manager.s3_store import S3Store
 from tests.faults_support import (
     DAILY,
     MULTIPART_ROWS,
@@ -119,7 +121,7 @@ def test_lazy_output_failing_mid_stream_leaves_no_upload_or_staging(
         return failing_at_the_end(payload(key, MULTIPART_ROWS), MULTIPART_ROWS)
 
     with pytest.raises(
-        WriteError, match=r"(?s)partition '2024-01-05'.*not a number.*nothing was published"
+        QueryError, match=r"(?s)partition '2024-01-05'.*polars query failed.*not a number.*nothing"
     ):
         write(lake, OLD, failing)
 
@@ -207,14 +209,16 @@ def test_transient_server_errors_are_retried_and_persistent_ones_fail_cleanly(
     assert_untouched(direct, before)
 
 
-class ShiftedClock:
-    """`time` as seen by the IO manager's sweep, `seconds` in the future."""
+def shift_clock(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """This process's clock `seconds` ahead; the store's own clock is untouched."""
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + seconds)
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
 
-    def time(self) -> float:
-        return time.time() + self.seconds
+def sweep_store_now(lake: Lake, abandoned_seconds: float) -> int | None:
+    """One sweep of the lake's staging by the store, with a short threshold."""
+    store = S3Store(connection_from_resource(lake.resource))
+    return store.sweep(f"{lake.base_path}/.pq-staging", abandoned_seconds, interval_seconds=0)
 
 
 def _completes_an_upload(method: str, path: str) -> bool:
@@ -261,14 +265,6 @@ def _kill_when(
     assert worker.returncode == -signal.SIGKILL
 
 
-def _upload_initiated(lake: Lake) -> float:
-    """When the server says the lake's one incomplete upload (or staged file) started."""
-    if lake.endpoint is None:
-        return max(path.stat().st_mtime for path in Path(lake.base_path, ".pq-staging").glob("*"))
-    uploads = lake.endpoint.client().list_multipart_uploads(Bucket=lake.bucket)["Uploads"]
-    return float(uploads[0]["Initiated"].timestamp())
-
-
 def sweeping_manager(lake: Lake) -> PartitionedParquetIOManager:
     """An IO manager that sweeps staging older than 60 s when it starts."""
     return PartitionedParquetIOManager(
@@ -311,36 +307,33 @@ def test_sigkill_mid_upload_keeps_the_old_version_and_a_later_run_sweeps_the_lef
         assert len(staged) == 1  # the partial file, outside the asset, never published
         young = Path(lake.base_path, staged[0])
     else:
-        assert (staged, len(uploads)) == ([], 1)  # an incomplete multipart upload
-    initiated = _upload_initiated(lake)
-    if server == "moto":
-        # moto reports every upload as initiated on 2010-11-10, so any upload looks
-        # abandoned there: the next run sweeps it at once. Ages are only real on radosgw.
-        assert initiated < time.time() - 365 * 86400
-        caplog.clear()
-        write(lake, "2024-01-06", small, manager=sweeping_manager(lake))
-        assert _sweep_messages(caplog) == ["removed 1 abandoned staged file(s) or upload(s)"]
-        assert leftovers(lake) == ([], [])
-        return
-    # the server's clock is ours: the age comparison of the sweep is meaningful
-    assert abs(initiated - time.time()) < 60
+        # an incomplete multipart upload; an eager frame's upload (our own, straight to its
+        # key) is registered in staging so that the sweep can find exactly it
+        registered = [".pq-staging/uploads/"] if kind == "eager" else []
+        assert ([path[:20] for path in staged], len(uploads)) == (registered, 1)
 
-    # the next run, within 60 s of the kill: it might be a concurrent run's upload, kept
+    # The next run, with this process's clock two minutes ahead: the killed write made
+    # progress seconds ago by the store's own clock, so it may be a live write: kept.
+    forget_sweeps()
+    shift_clock(monkeypatch, 120)
     caplog.clear()
     write(lake, "2024-01-06", small, manager=sweeping_manager(lake))
     assert _sweep_messages(caplog) == []
     assert leftovers(lake) == (staged, uploads)
+    monkeypatch.undo()
 
-    # a run more than 60 s later sweeps it (local: the file really is aged; S3: the server
-    # keeps its own upload timestamps, so the sweeping process's clock is moved forward)
+    # No progress for longer than the threshold, by the store's clock: removed.
     if lake.endpoint is None:
         old = time.time() - 120
         os.utime(young, (old, old))
-    else:
-        monkeypatch.setattr(pq_io_manager.io_manager, "time", ShiftedClock(120))
-    caplog.clear()
-    write(lake, "2024-01-07", small, manager=sweeping_manager(lake))
-    assert _sweep_messages(caplog) == ["removed 1 abandoned staged file(s) or upload(s)"]
+        Path(lake.base_path, ".pq-staging", ".last-sweep").unlink()  # as if an hour passed
+        forget_sweeps()  # a new process
+        caplog.clear()
+        write(lake, "2024-01-07", small, manager=sweeping_manager(lake))
+        assert _sweep_messages(caplog) == ["removed 1 abandoned staged file(s) or upload(s)"]
+    else:  # thresholds below a minute only at the store level
+        time.sleep(2.5)
+        assert sweep_store_now(lake, 1) == 1
     assert leftovers(lake) == ([], [])
     assert lake.read(f"events/date={OLD}/data.parquet").equals(expected(OLD, 1000, "old"))
 
@@ -582,7 +575,9 @@ def test_access_key_revoked_mid_upload_fails_cleanly(
     staged, uploads = leftovers(reader)
     # the revoked key could not abort its own upload: it waits for the next run's sweep
     assert (staged, len(uploads)) == ([], 1)
-    monkeypatch.setattr(pq_io_manager.io_manager, "time", ShiftedClock(120))
+    # a sweep (by the store's clock, once the upload made no progress for a second)
+    time.sleep(2.5)
+    assert sweep_store_now(Lake("moto", reader.base_path, resource=s3_resource(admin)), 1) == 1
     fresh = PartitionedParquetIOManager(
         base_path=reader.base_path, s3=s3_resource(admin), abandoned_staging_seconds=60
     )

@@ -34,7 +34,7 @@ def test_lazy_input_keeps_predicate_and_projection_pushdown(lake: Lake) -> None:
     explained = result.output_for_node("plan")["plan"][0]
     scan = explained[explained.index("Parquet SCAN") :]
     assert 'SELECTION: col("amount") > 1.0' in scan
-    assert "PROJECT 2/3 COLUMNS" in scan
+    assert "PROJECT 2/4 COLUMNS" in scan  # of the file's 3 columns and the typed hive column
     assert result.output_for_node("plan")["rows"][0] == 3
 
 
@@ -118,7 +118,10 @@ def test_partitioned_write_with_explicit_credentials(s3_endpoint: S3Endpoint, bu
     dg.materialize([orders], partition_key="2024-01-05", resources={"io_manager": manager})
 
     listed = s3_endpoint.client().list_objects_v2(Bucket=bucket)["Contents"]
-    assert [item["Key"] for item in listed] == ["seed/orders/date=2024-01-05/data.parquet"]
+    assert [item["Key"] for item in listed] == [
+        "seed/.pq-meta/orders/_schema.json",
+        "seed/orders/date=2024-01-05/data.parquet",
+    ]
 
 
 def test_write_without_credentials_fails_fast_and_writes_nothing(

@@ -79,7 +79,7 @@ def test_hourly_keys_become_datetime_columns(lake: Lake) -> None:
         lake, [readings, hourly_copy], selection=[hourly_copy], partition_key="2024-01-02-05:00"
     )
 
-    assert lake.files("readings") == ["readings/hour=2024-01-02%2005%3A00%3A00/data.parquet"]
+    assert lake.files("readings") == ["readings/hour=2024-01-02T05%3A00%3A00Z/data.parquet"]
     loaded = result.output_for_node("hourly_copy")
     assert loaded.schema["hour"] == pl.Datetime("us", "UTC")
     assert loaded["hour"][0] == dt.datetime(2024, 1, 2, 5, tzinfo=dt.UTC)
@@ -169,7 +169,10 @@ def test_existing_partition_column_must_equal_the_key(lake: Lake) -> None:
         dates = [dt.date(2024, 1, 5)] * 3 + [dt.date(2024, 1, 6)]
         return orders_for(context.partition_key).with_columns(date=pl.Series(dates))
 
-    with pytest.raises(PartitionValueError, match=r"1 row\(s\) have 'date' values.*2024, 1, 5"):
+    with pytest.raises(
+        PartitionValueError,
+        match=r"1 row\(s\) have 'date' values that are not exactly the partition's value '2024",
+    ):
         materialize(lake, [carrying], partition_key="2024-01-05")
     assert lake.files() == []
 

@@ -21,6 +21,7 @@ class S3Endpoint:
     secret_access_key: str = field(repr=False)
     region: str = "us-east-1"
     request_log: str | None = None
+    ceph_conf: str | None = None  # radosgw: the cluster's ceph.conf, for radosgw-admin
 
     def client(self, **overrides: Any) -> Any:
         """A boto3 S3 client signed with this endpoint's keys (or `overrides`)."""

@@ -8,6 +8,8 @@ Debian packages are installed (scripts/install_ceph.sh).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import shutil
 import subprocess
 import sys
@@ -95,6 +97,42 @@ def run_radosgw(workdir: Path) -> Iterator[S3Endpoint]:
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         _run_script("ceph_up.sh", str(workdir), timeout=UP_TIMEOUT_S)
-        yield _endpoint_from_env(read_endpoint_env(workdir / "endpoint.env"))
+        endpoint = _endpoint_from_env(read_endpoint_env(workdir / "endpoint.env"))
+        yield dataclasses.replace(endpoint, ceph_conf=str(workdir / "ceph.conf"))
     finally:
         _ceph_down(workdir)
+
+
+def create_user(endpoint: S3Endpoint, uid: str) -> tuple[str, str]:
+    """Create another radosgw user (no buckets, no grants) and return its key pair.
+
+    The key is parsed from radosgw-admin's JSON output and never printed.
+    """
+    if endpoint.ceph_conf is None:
+        raise ValueError(f"{endpoint.name} is not a radosgw endpoint started by run_radosgw")
+    completed = subprocess.run(
+        [
+            "radosgw-admin",
+            "-c",
+            endpoint.ceph_conf,
+            "-n",
+            "client.admin",
+            "user",
+            "create",
+            "--uid",
+            uid,
+            "--display-name",
+            uid,
+            "--gen-access-key",
+            "--gen-secret",
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"radosgw-admin user create {uid} exited {completed.returncode}")
+    key = json.loads(completed.stdout)["keys"][0]
+    return str(key["access_key"]), str(key["secret_key"])

@@ -1,0 +1,54 @@
+"""The materialization metadata of a write: per output, and per partition of a range run."""
+
+import posixpath
+from collections.abc import Sequence
+from typing import Any
+
+from dagster import MetadataValue, TableColumn, TableSchema
+
+from pq_io_manager.asset_slice import AssetSlice
+from pq_io_manager.frames import Frame
+from pq_io_manager.storage import Dataset, WrittenFile
+
+
+def output_metadata(
+    target: AssetSlice, dataset: Dataset, frame: Frame, written: Sequence[WrittenFile]
+) -> dict[str, Any]:
+    """Row count, column schema, URI, files and size of everything one output wrote."""
+    schema = frame.collect_schema()
+    return {
+        **_files_metadata(target, written, dataset.root),
+        "dagster/column_schema": TableSchema(
+            columns=[TableColumn(name, str(dtype)) for name, dtype in schema.items()]
+        ),
+    }
+
+
+def partition_metadata(
+    target: AssetSlice, dataset: Dataset, written: Sequence[WrittenFile]
+) -> dict[str, dict[str, Any]]:
+    """For a run over several partitions, each partition's own row count, URI, files and size
+    (merged by Dagster over the output metadata on that partition's materialization)."""
+    if len(target.partitions) < 2:
+        return {}  # one partition: the output metadata is already its own
+    by_uri = {file.uri: file for file in written}
+    found = ((part.key, by_uri.get(dataset.file_for(part.columns))) for part in target.partitions)
+    return {
+        key: _files_metadata(target, [file], dataset.root)
+        for key, file in found
+        if file is not None
+    }
+
+
+def _files_metadata(
+    target: AssetSlice, written: Sequence[WrittenFile], root: str
+) -> dict[str, Any]:
+    count_key = "dagster/partition_row_count" if target.partitioned else "dagster/row_count"
+    # one file: its directory (a partition's column=value directory); several: the asset's root
+    uri = posixpath.dirname(written[0].uri) if len(written) == 1 else root
+    return {
+        count_key: sum(file.row_count for file in written),
+        "dagster/uri": MetadataValue.path(uri),
+        "files": MetadataValue.json([file.uri for file in written]),
+        "size_bytes": sum(file.size_bytes or 0 for file in written),
+    }

@@ -1,0 +1,132 @@
+"""Replacing an unpartitioned asset whole (one file, or split by `partition_by` values).
+
+Every value is validated and every file staged before any is published, so a failed rewrite
+leaves the previous version whole. Then, holding the asset's writer lock: publish every file,
+remove the previous version's data files that the new one does not have, record the schema.
+A concurrent rewrite of the same asset is refused by the lock. No Dagster import.
+"""
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+from pq_io_manager.dataset_files import data_files
+from pq_io_manager.errors import WriteError, brief
+from pq_io_manager.frames import Frame
+from pq_io_manager.layout import PartitionColumn, check_storable, metadata_uri
+from pq_io_manager.schema_record import SchemaRecord, update
+from pq_io_manager.writer_lock import LOCK_NAME, writer_lock
+
+if TYPE_CHECKING:
+    from pq_io_manager.storage import Dataset, WrittenFile
+
+Parts = Sequence[tuple[tuple[PartitionColumn, ...], Frame]]
+_THREADS = 8
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
+
+
+@dataclass(frozen=True)
+class Staged:
+    """One file staged outside the asset, not yet published."""
+
+    columns: tuple[PartitionColumn, ...]
+    staged: str
+    final: str
+    row_count: int
+
+
+def replace_whole(dataset: "Dataset", parts: Parts, where: str) -> list["WrittenFile"]:
+    """Replace every data file of the asset by `parts` (see the module docstring)."""
+    finals = [check_storable(dataset.file_for(columns), where) for columns, _ in parts]
+    schema = parts[0][1].collect_schema()
+    names = [column.name for column in parts[0][0]]
+    record = SchemaRecord(
+        dict(schema),
+        dict.fromkeys(schema, finals[0][len(dataset.root) + 1 :]),
+        {column.name: column.dtype for column in parts[0][0]},
+    )
+    staged = _stage_all(dataset, parts, where) if len(parts) > 1 else []
+    try:
+        lock = metadata_uri(dataset.base_path, dataset.root, LOCK_NAME)
+        with writer_lock(dataset.store, lock, where) as lease:
+            previous = _previous_files(dataset, names)
+            if staged:
+                written = _publish_all(dataset, staged, where)
+            else:  # one file: published atomically by itself (S3 PUT, or stage and rename)
+                written = [dataset.write(parts[0][0], parts[0][1], where)]
+            lease.check(where)
+            _remove_previous(dataset, previous, set(finals), where)
+            update(dataset.store, dataset.record_uri, lambda _: record)
+    except BaseException:
+        # published files' staging is gone already; the rest is removed (in parallel, as
+        # each removal waits for polars' background upload to settle)
+        _run_all(dataset.discard_staged, [file.staged for file in staged])
+        raise
+    return dataset.with_sizes(written)
+
+
+def _previous_files(dataset: "Dataset", names: list[str]) -> dict[str, int]:
+    stored = dataset.current_record(names)
+    layouts = {tuple(names)}
+    if stored is not None:
+        layouts.add(tuple(stored.partition_columns))
+    found: dict[str, int] = {}
+    for layout in layouts:
+        found.update(data_files(dataset.store, dataset.root, layout))
+    return found
+
+
+def _remove_previous(
+    dataset: "Dataset", previous: dict[str, int], keep: set[str], where: str
+) -> None:
+    try:
+        dataset.store.delete(sorted(uri for uri in previous if uri not in keep))
+    except Exception as error:
+        raise WriteError(
+            f"{where}: the new version is published, but removing the previous version's "
+            f"other files failed ({brief(error)}); a reader may see stale directories until "
+            "the asset is materialized again."
+        ) from error
+
+
+def _stage_all(dataset: "Dataset", parts: Parts, where: str) -> list[Staged]:
+    def stage(part: tuple[tuple[PartitionColumn, ...], Frame]) -> Staged:
+        columns, frame = part
+        staged, row_count = dataset.stage(columns, frame, where)
+        return Staged(columns, staged, dataset.file_for(columns), row_count)
+
+    done, errors = _run_all(stage, list(parts))
+    if errors:
+        _run_all(dataset.discard_staged, [file.staged for file in done])
+        raise errors[0]
+    return done
+
+
+def _publish_all(dataset: "Dataset", staged: list[Staged], where: str) -> list["WrittenFile"]:
+    from pq_io_manager.storage import WrittenFile
+
+    def publish(file: Staged) -> WrittenFile:
+        size = dataset.store.publish(file.staged, file.final)
+        return WrittenFile(file.final, file.columns, file.row_count, size)
+
+    done, errors = _run_all(publish, staged)
+    if errors:
+        raise WriteError(
+            f"{where}: publishing failed after {len(done)} of {len(staged)} files "
+            f"({brief(errors[0])}); the asset now mixes both versions (each file whole). "
+            "Re-run the materialization to publish the rest."
+        ) from errors[0]
+    return done
+
+
+def _run_all(
+    function: Callable[[_Item], _Result], items: list[_Item]
+) -> tuple[list[_Result], list[BaseException]]:
+    """Run `function` on every item (8 at a time); the results and the errors."""
+    with ThreadPoolExecutor(min(_THREADS, max(1, len(items)))) as pool:
+        futures = [pool.submit(function, item) for item in items]
+    done = [future.result() for future in futures if future.exception() is None]
+    errors = [error for future in futures if (error := future.exception()) is not None]
+    return done, errors
