@@ -7,6 +7,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.patches import Rectangle
 
 from benchmarks.contenders import DAGSTER_POLARS, DELTA, OURS, PICKLE, RAW, RAW_PREFIX
 from benchmarks.measure import Row
@@ -26,7 +28,7 @@ COLORS = {
 WIDTH = 0.13
 
 
-def _draw_scenario(axis: plt.Axes, rows: Sequence[Row], stores: Sequence[str]) -> None:
+def _draw_scenario(axis: Axes, rows: Sequence[Row], stores: Sequence[str]) -> None:
     """Grouped bars (one group per store) of ratio to raw; x marks contenders that failed."""
     for index, contender in enumerate(ORDER):
         for position, store in enumerate(stores):
@@ -63,8 +65,9 @@ def draw(path: Path, rows: Sequence[Row], stores: Sequence[str], subtitle: str) 
         _draw_scenario(axis, [row for row in bars if row.scenario == scenario], stores)
     if scaled:
         for position, store in enumerate(stores):
-            draw_scale(figure.add_subplot(grid[len(scenarios), position]), rows, store)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=COLORS[name]) for name in ORDER]
+            axis = figure.add_subplot(grid[len(scenarios), position])
+            draw_scale(axis, rows, store, legend=position == 0)
+    handles = [Rectangle((0, 0), 1, 1, color=COLORS[name]) for name in ORDER]
     figure.legend(
         handles, ORDER, loc="upper center", ncol=len(ORDER), fontsize=8, bbox_to_anchor=(0.5, 0.975)
     )

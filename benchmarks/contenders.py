@@ -154,9 +154,8 @@ def pickle(stack: contextlib.ExitStack, target: Target, counted: bool = False) -
         return Contender(PICKLE, _initialise(stack, resource), note="FilesystemIOManager")
     from dagster_aws.s3 import S3PickleIOManager
 
-    resource = S3PickleIOManager(
-        s3_resource=target.s3_resource(counted), s3_bucket=BUCKET, s3_prefix="lake/pickle"
-    )
+    s3: Any = target.s3_resource(counted)  # not None: this target is S3
+    resource = S3PickleIOManager(s3_resource=s3, s3_bucket=BUCKET, s3_prefix="lake/pickle")
     return Contender(PICKLE, _initialise(stack, resource), note="S3PickleIOManager")
 
 
@@ -186,7 +185,7 @@ def delta(stack: contextlib.ExitStack, target: Target, counted: bool = False) ->
         client: dict[str, Any] = {}
     else:
         endpoint = target.s3_endpoint(counted)
-        values = {
+        values: dict[str, Any] = {
             "access_key_id": endpoint.access_key_id,
             "secret_access_key": endpoint.secret_access_key,
             "region": endpoint.region,

@@ -69,7 +69,7 @@ def run_store(name: str, sizes: Sizes, workdir: Path, scenarios: tuple[int, ...]
         for number, scenario in enumerate(SCENARIOS, start=1):
             if scenarios and number not in scenarios:
                 continue
-            print(f"[{name}] {scenario.__doc__.splitlines()[0]}", flush=True)
+            print(f"[{name}] {(scenario.__doc__ or scenario.__name__).splitlines()[0]}", flush=True)
             rows.extend(scenario(session))
     print(f"[{name}] done in {time.monotonic() - started:.0f} s", flush=True)
     return rows

@@ -5,11 +5,11 @@ from collections.abc import Sequence
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 
 from benchmarks.contenders import OURS, RAW, RAW_PREFIX
 from benchmarks.measure import Row
-from benchmarks.scale_report import series
+from benchmarks.scale_report import series, sizes_of
 from benchmarks.scaling import QUERIES
 
 QUERY_COLORS = ("#1f77b4", "#2ca02c", "#d62728")
@@ -17,7 +17,7 @@ STYLES = {OURS: "-", RAW: "--", RAW_PREFIX: ":"}
 MARKERS = {OURS: "o", RAW: "s", RAW_PREFIX: "^"}
 
 
-def draw_scale(axis: plt.Axes, rows: Sequence[Row], store: str) -> None:
+def draw_scale(axis: Axes, rows: Sequence[Row], store: str, legend: bool) -> None:
     """One line per load and contender: solid ours, dashed raw (file list or, for the
     filtered read, the prefix scan), dotted raw prefix scan with a range filter."""
     for color, query in zip(QUERY_COLORS, QUERIES, strict=True):
@@ -38,9 +38,11 @@ def draw_scale(axis: plt.Axes, rows: Sequence[Row], store: str) -> None:
             )
     axis.set_xscale("log")
     axis.set_yscale("log")
+    sizes = sizes_of(rows)
+    axis.set_xticks(sizes, [str(size) for size in sizes])
     axis.set_xlabel("partitions in the asset", fontsize=7)
     axis.set_ylabel("median ms", fontsize=7)
     axis.tick_params(labelsize=6)
     axis.set_title(f"7 scale, {store}", fontsize=8)
-    if axis.get_subplotspec().colspan.start == 0:
+    if legend:
         axis.legend(fontsize=5, loc="upper left")

@@ -13,7 +13,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 STORES = ("local", "moto")
-SCENARIO_PREFIXES = ("1 ", "2 ", "3 ", "4 ", "5 ")
+SCENARIO_PREFIXES = ("1 ", "2 ", "3 ", "4 ", "5 ", "6 ")
+ALTERNATIVE_PREFIXES = ("1 ", "2 ", "3 ", "4 ", "5 ")  # scenarios that time the alternatives
+SCALE_QUERIES = ("one partition", "a month", "all, filter one day")
 ROW_FIELDS = {
     "scenario",
     "store",
@@ -96,7 +98,7 @@ def test_every_scenario_measures_ours_and_raw_on_every_store(results: dict[str, 
 
 def test_alternatives_are_reported_even_when_they_cannot_run(results: dict[str, Any]) -> None:
     for store in STORES:
-        for prefix in SCENARIO_PREFIXES:
+        for prefix in ALTERNATIVE_PREFIXES:
             rows = _rows(results, store, prefix)
             for contender in ("pickle", "dagster-polars", "deltalake"):
                 assert contender in rows, (store, prefix, contender)
@@ -113,6 +115,25 @@ def test_loads_on_s3_have_request_counts(results: dict[str, Any]) -> None:
     assert small["requests"] > 0
 
 
+def test_scale_measures_every_size_and_load_against_raw(results: dict[str, Any]) -> None:
+    sizes = results["meta"]["sizes"]["scale_partitions"]
+    for store in STORES:
+        for size in sizes:
+            for query in SCALE_QUERIES:
+                rows = _rows(results, store, f"7 scale {size}: {query}")
+                for contender in ("pq_io_manager", "raw polars"):
+                    assert rows[contender]["status"] == "ok", (store, size, query, contender)
+                    assert rows[contender]["median_s"] > 0
+                    if store == "moto":
+                        assert rows[contender]["requests"] > 0, (size, query, contender)
+
+
+def test_filtered_read_on_s3_counts_listings(results: dict[str, Any]) -> None:
+    rows = _rows(results, "moto", "6 ")
+    assert rows["raw polars"]["requests_by_method"]["LIST"] >= 1
+    assert rows["pq_io_manager"]["requests"] > 0
+
+
 def test_streaming_reports_peak_rss(results: dict[str, Any]) -> None:
     for store in STORES:
         rows = _rows(results, store, "5 ")
@@ -124,6 +145,7 @@ def test_goals_are_checked(results: dict[str, Any]) -> None:
     goals = {(goal["goal"], goal["store"]) for goal in results["goals"]}
     for store in STORES:
         assert ("write <= 1.10x raw", store) in goals
+        assert ("load one <= 1.2x raw", store) in goals
         assert ("stream peak RSS <= 1.25x raw", store) in goals
 
 
@@ -131,6 +153,11 @@ def test_chart_is_a_png(quick_run: tuple[Path, str]) -> None:
     chart = quick_run[0] / "chart.png"
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert chart.stat().st_size > 10_000
+
+
+def test_scale_table_is_written(quick_run: tuple[Path, str]) -> None:
+    table = (quick_run[0] / "results.md").read_text()
+    assert "| Store | Load | Contender |" in table
 
 
 def test_table_is_printed_and_written(quick_run: tuple[Path, str]) -> None:

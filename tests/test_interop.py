@@ -91,3 +91,37 @@ def _filesystem(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> tuple[pyarrow.fs
         scheme="http",
     )
     return filesystem, lake.base_path[len("s3://") :]
+
+
+def test_duckdb_pyarrow_and_polars_read_the_repeated_dst_hour_as_two_instants(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_time_windows import AUTUMN, AUTUMN_NY, meter_assets, start_of
+
+    meter = meter_assets(AUTUMN_NY)[0]
+    for key in AUTUMN:
+        materialize(lake, [meter], partition_key=key)
+    instants = sorted(start_of(AUTUMN_NY, key).astimezone(dt.UTC) for key in AUTUMN)
+
+    filesystem, root = _filesystem(lake, monkeypatch)
+    arrow = pyarrow.dataset.dataset(
+        f"{root}/meter", filesystem=filesystem, format="parquet", partitioning="hive"
+    ).to_table()
+    texts = sorted(arrow.column("hour").to_pylist())
+    assert len(set(texts)) == len(AUTUMN)  # strings, one per window
+    parsed = pl.Series(texts).str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC")
+    assert parsed.to_list() == instants
+    scanned = pl.scan_parquet(
+        lake.uri("meter/"), hive_partitioning=True, **lake.storage_options()
+    ).collect()
+    assert sorted(scanned["hour"].to_list()) == instants  # inferred as UTC instants
+    if lake.endpoint is None:  # DuckDB reads the local copy
+        hours = (
+            duckdb.connect()
+            .execute(
+                "select distinct hour from read_parquet(?, hive_partitioning=true) order by hour",
+                [lake.uri("meter/**/*.parquet")],
+            )
+            .fetchall()
+        )
+        assert len(hours) == len(AUTUMN)

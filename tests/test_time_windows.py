@@ -12,7 +12,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from pq_io_manager import PartitionValueError
+from pq_io_manager import MissingPartitionError, PartitionValueError
 from tests.lake import Lake
 from tests.test_io_manager import materialize, range_tags
 
@@ -258,3 +258,57 @@ def test_split_datetime_values_keep_full_precision_and_years_before_1000(lake: L
     assert loaded.to_list() == nanos.to_list()
     assert loaded.dt.nanosecond().to_list() == [0, 1, 1_000, 0]  # nanosecond-exact
     assert result.output_for_node("history_copy")["era"].to_list() == ancient.to_list()
+
+
+UNSTORABLE = "k" * 300  # one path level longer than any store accepts
+KEYS = dg.StaticPartitionsDefinition(["ok", UNSTORABLE, "__HIVE_DEFAULT_PARTITION__"])
+
+
+@dg.asset(partitions_def=KEYS, metadata={"partition_by": "key"})
+def keyed(context: dg.AssetExecutionContext) -> pl.DataFrame:
+    return pl.DataFrame({"key": [context.partition_key], "v": [1]})
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [(UNSTORABLE, "at most 255 bytes per level"), ("__HIVE_DEFAULT_PARTITION__", "reserved")],
+)
+def test_keys_that_cannot_be_stored_are_refused_before_anything_is_written(
+    lake: Lake, key: str, message: str
+) -> None:
+    with pytest.raises(PartitionValueError, match=message):
+        materialize(lake, [keyed], partition_key=key)
+    assert lake.files() == []
+
+
+def test_a_range_with_one_unstorable_key_writes_nothing(lake: Lake) -> None:
+    @dg.asset(
+        name="keyed",
+        partitions_def=KEYS,
+        metadata={"partition_by": "key"},
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def ranged() -> pl.DataFrame:
+        return pl.DataFrame({"key": ["ok", UNSTORABLE], "v": [1, 2]})
+
+    with pytest.raises(PartitionValueError, match="at most 255 bytes per level"):
+        materialize(lake, [ranged], tags=range_tags("ok", UNSTORABLE))
+    assert lake.files() == []
+
+
+def test_a_load_treats_a_key_that_can_never_be_stored_as_missing(lake: Lake) -> None:
+    materialize(lake, [keyed], partition_key="ok")
+    tolerant = dg.AssetIn(metadata={"allow_missing_partitions": True})
+
+    @dg.asset(ins={"keyed": tolerant})
+    def every_key(keyed: pl.DataFrame) -> pl.DataFrame:
+        return keyed
+
+    @dg.asset(name="every_key")
+    def strict(keyed: pl.DataFrame) -> pl.DataFrame:
+        return keyed
+
+    loaded = materialize(lake, [keyed, every_key], selection=[every_key])
+    assert loaded.output_for_node("every_key")["key"].to_list() == ["ok"]
+    with pytest.raises(MissingPartitionError, match="partition value cannot be stored"):
+        materialize(lake, [keyed, strict], selection=[strict])
