@@ -19,13 +19,11 @@ import os
 import signal
 import subprocess
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import dagster as dg
 import polars as pl
 import pytest
@@ -54,7 +52,7 @@ from tests.faults_support import (
 from tests.lake import Lake, local_lake, s3_lake
 from tests.servers import S3Endpoint
 from tests.servers.http_proxy import HttpProxy
-from tests.servers.moto_server import MotoServer, start_moto_server
+from tests.servers.iam_moto import IamMoto, start_iam_moto
 
 STORES = [pytest.param("local"), *SERVERS]
 OLD, OTHER = "2024-01-05", "2024-01-04"
@@ -340,74 +338,12 @@ def test_sigkill_mid_upload_keeps_the_old_version_and_a_later_run_sweeps_the_lef
 
 # ---------------------------------------------------------------- credentials (moto's IAM)
 
-ADMIN_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
-}
-S3_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": ["s3:*"], "Resource": "*"}],
-}
-
-
-def _moto_auth(url: str, free_actions: int) -> None:
-    request = urllib.request.Request(
-        url + "/moto-api/reset-auth",
-        data=str(free_actions).encode(),
-        headers={"Content-Type": "text/plain"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        response.read()
-
-
-class IamMoto:
-    """A private moto server (SigV4 enforced) with an admin key for IAM changes."""
-
-    def __init__(self, server: MotoServer, admin: tuple[str, str]) -> None:
-        self.server = server
-        self.admin = admin
-
-    def iam(self) -> Any:
-        return boto3.client(
-            "iam",
-            endpoint_url=self.server.direct_url,
-            region_name="us-east-1",
-            aws_access_key_id=self.admin[0],
-            aws_secret_access_key=self.admin[1],
-        )
-
-    def admin_endpoint(self) -> S3Endpoint:
-        return S3Endpoint("moto-iam", self.server.direct_url, *self.admin)
-
-    def user(self, name: str) -> None:
-        iam = self.iam()
-        iam.create_user(UserName=name)
-        iam.put_user_policy(UserName=name, PolicyName="s3", PolicyDocument=json.dumps(S3_POLICY))
-
-    def key(self, user: str) -> tuple[str, str]:
-        created = self.iam().create_access_key(UserName=user)["AccessKey"]
-        return created["AccessKeyId"], created["SecretAccessKey"]
-
 
 @pytest.fixture(scope="module")
 def iam_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IamMoto]:
     """Its own moto: IAM changes (deleting keys) must not disturb the shared server."""
-    with start_moto_server(tmp_path_factory.mktemp("iam-moto")) as server:
-        _moto_auth(server.direct_url, 4)  # the next 4 requests create the admin unsigned
-        iam = boto3.client(
-            "iam",
-            endpoint_url=server.direct_url,
-            region_name="us-east-1",
-            aws_access_key_id="bootstrap",
-            aws_secret_access_key="bootstrap",
-        )
-        iam.create_user(UserName="admin")
-        policy = iam.create_policy(PolicyName="all", PolicyDocument=json.dumps(ADMIN_POLICY))
-        iam.attach_user_policy(UserName="admin", PolicyArn=policy["Policy"]["Arn"])
-        key = iam.create_access_key(UserName="admin")["AccessKey"]
-        _moto_auth(server.direct_url, 0)
-        yield IamMoto(server, (key["AccessKeyId"], key["SecretAccessKey"]))
+    with start_iam_moto(tmp_path_factory.mktemp("iam-moto")) as server:
+        yield server
 
 
 class KeyTrackingProxy(HttpProxy):

@@ -7,12 +7,10 @@ the 403 path is proven on radosgw and the plain path on moto.
 """
 
 import json
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import dagster as dg
 import polars as pl
 import pytest
@@ -21,13 +19,8 @@ from botocore.exceptions import ClientError
 from pq_io_manager import MissingPartitionError, PartitionedParquetIOManager
 from tests.faults_support import DAILY, SERVERS, s3_resource, server_endpoint
 from tests.servers import S3Endpoint
-from tests.servers.moto_server import MotoServer, start_moto_server
+from tests.servers.iam_moto import IamMoto, start_iam_moto
 from tests.servers.radosgw_server import create_user
-
-ADMIN_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
-}
 
 
 def no_list_bucket(bucket: str) -> list[dict[str, Any]]:
@@ -49,36 +42,11 @@ def read_only(bucket: str) -> list[dict[str, Any]]:
     ]
 
 
-def _moto_auth(url: str, free_requests: int) -> None:
-    request = urllib.request.Request(
-        url + "/moto-api/reset-auth",
-        data=str(free_requests).encode(),
-        headers={"Content-Type": "text/plain"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        response.read()
-
-
 @pytest.fixture(scope="module")
-def iam_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MotoServer, S3Endpoint]]:
+def iam_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IamMoto]:
     """A private moto with an IAM admin (the shared one's user may only use S3)."""
-    with start_moto_server(tmp_path_factory.mktemp("least-privilege-moto")) as server:
-        _moto_auth(server.direct_url, 4)  # the next 4 requests create the admin unsigned
-        iam = boto3.client(
-            "iam",
-            endpoint_url=server.direct_url,
-            region_name="us-east-1",
-            aws_access_key_id="bootstrap",
-            aws_secret_access_key="bootstrap",
-        )
-        iam.create_user(UserName="admin")
-        policy = iam.create_policy(PolicyName="all", PolicyDocument=json.dumps(ADMIN_POLICY))
-        iam.attach_user_policy(UserName="admin", PolicyArn=policy["Policy"]["Arn"])
-        key = iam.create_access_key(UserName="admin")["AccessKey"]
-        _moto_auth(server.direct_url, 0)
-        admin = S3Endpoint("moto", server.direct_url, key["AccessKeyId"], key["SecretAccessKey"])
-        yield server, admin
+    with start_iam_moto(tmp_path_factory.mktemp("least-privilege-moto")) as server:
+        yield server
 
 
 def owner_and_role(
@@ -88,20 +56,11 @@ def owner_and_role(
     bucket = f"lp-{uuid.uuid4().hex[:16]}"
     name = f"role-{uuid.uuid4().hex[:8]}"
     if server == "moto":
-        moto, owner = request.getfixturevalue("iam_moto")
+        moto: IamMoto = request.getfixturevalue("iam_moto")
+        owner = moto.admin_endpoint()
         owner.client().create_bucket(Bucket=bucket)
-        iam = boto3.client(
-            "iam",
-            endpoint_url=moto.direct_url,
-            region_name="us-east-1",
-            aws_access_key_id=owner.access_key_id,
-            aws_secret_access_key=owner.secret_access_key,
-        )
-        iam.create_user(UserName=name)
-        document = {"Version": "2012-10-17", "Statement": statements(bucket)}
-        iam.put_user_policy(UserName=name, PolicyName="role", PolicyDocument=json.dumps(document))
-        created = iam.create_access_key(UserName=name)["AccessKey"]
-        key_id, secret = created["AccessKeyId"], created["SecretAccessKey"]
+        moto.user(name, statements(bucket))
+        key_id, secret = moto.key(name)
     else:
         owner, _ = server_endpoint(request, server)
         owner.client().create_bucket(Bucket=bucket)
