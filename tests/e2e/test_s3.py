@@ -89,6 +89,11 @@ def test_demo_jobs_on_s3(moto_endpoint: S3Endpoint, tmp_path: Path) -> None:
     expected |= {f"lake/daily_sales/order_date={day}/data.parquet" for day in WEEK}
     expected |= {f"lake/weekly_sales/week_start={WEEK[0]}/data.parquet"}
     expected |= {f"lake/regional_orders/order_date={WEEK[2]}/region=americas/data.parquet"}
+    # each asset's schema record, outside its dataset
+    expected |= {
+        f"lake/.pq-meta/{asset}/_schema.json"
+        for asset in ("raw_orders", "daily_sales", "weekly_sales", "regional_orders")
+    }
     assert set(keys) == expected, keys  # and no staging leftovers
     weekly = read_s3(
         moto_endpoint, f"s3://{bucket}/lake/weekly_sales/week_start={WEEK[0]}/data.parquet"
