@@ -25,6 +25,7 @@ from pq_io_manager.layout import (
     parse_partition_path,
     storage_problem,
 )
+from pq_io_manager.schema_record import SchemaRecord
 from pq_io_manager.storage import Dataset
 from pq_io_manager.stores import Presence
 
@@ -66,7 +67,7 @@ def split_files(dataset: Dataset, names: Sequence[str], where: str) -> Located:
         raise MissingPartitionError(
             f"{where}: no data below {dataset.root}. Materialize the upstream asset first."
         )
-    record = dataset.current_record(names)
+    record = _record(dataset, names)
     recorded = dict(record.partition_columns) if record else _partition_types(dataset, uris[0])
     dtypes = {name: recorded.get(name, pl.String()) for name in names}
     prefix = dataset.root + "/"
@@ -84,7 +85,7 @@ def scan(dataset: Dataset, files: Located) -> pl.LazyFrame:
     if len(uris) == 1:
         # the scan whose footer proved the file exists: polars reuses it, as raw polars would
         return dataset.opened(uris[0], options)
-    record = dataset.current_record(list(hive))
+    record = _record(dataset, list(hive))
     schema = None if record is None else pl.Schema(record.columns)
     return pl.scan_parquet(uris, schema=schema, missing_columns="insert", **options)
 
@@ -149,10 +150,12 @@ def _existing(dataset: Dataset, uris: list[str], hive: Mapping[str, pl.DataType]
     if len(uris) == 1:
         return set(uris) if has_file(dataset, uris[0], hive) else set()
     directories = sorted({posixpath.dirname(uri) for uri in uris})
-    try:
-        listed = dataset.store.list_directories(directories)
-    except Exception:  # e.g. a role without s3:ListBucket: ask for each file instead
-        return _probed(dataset, uris)
+    with ThreadPoolExecutor(2) as pool:  # the scan will need the record: read it meanwhile
+        pool.submit(_record, dataset, list(hive))
+        try:
+            listed = dataset.store.list_directories(directories)
+        except Exception:  # e.g. a role without s3:ListBucket: ask for each file instead
+            return _probed(dataset, uris)
     return set(uris) & set(listed)
 
 
@@ -166,6 +169,13 @@ def _presences(dataset: Dataset, uris: Sequence[str]) -> dict[str, Presence]:
     threads = max(1, min(dataset.store.parallel_reads, len(uris)))
     with ThreadPoolExecutor(threads) as pool:
         return dict(zip(uris, pool.map(dataset.store.probe, uris), strict=True))
+
+
+def _record(dataset: Dataset, names: Sequence[str]) -> SchemaRecord | None:
+    """The dataset's schema record, read once per load."""
+    if "record" not in dataset.loaded_records:
+        dataset.loaded_records["record"] = dataset.current_record(names)
+    return dataset.loaded_records["record"]
 
 
 def _storable_file(dataset: Dataset, columns: Sequence[PartitionColumn]) -> str | None:

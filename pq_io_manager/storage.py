@@ -68,6 +68,10 @@ class Dataset:
     _opened: dict[str, pl.LazyFrame] = dataclasses.field(default_factory=dict, compare=False)
     # Files S3 answered 403 for (missing to a role without s3:ListBucket, or denied).
     denied: set[str] = dataclasses.field(default_factory=set, compare=False)
+    # The schema record as one load read it (a Dataset lives for one load or write).
+    loaded_records: dict[str, SchemaRecord | None] = dataclasses.field(
+        default_factory=dict, compare=False
+    )
 
     def file_for(self, columns: Sequence[PartitionColumn]) -> str:
         """The data file of the partition with these column values."""
