@@ -10,6 +10,7 @@ Pure functions; no I/O and no Dagster import. The text of a value is what a hive
 """
 
 import datetime as dt
+import re
 from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo
 
@@ -24,6 +25,8 @@ _POLARS_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
 # What versions before 0.2 wrote for datetimes: wall-clock time, no offset (read, not written)
 _LEGACY_DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _UTC = dt.UTC
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")  # what needs no encoding at all (the common case)
+_ASCII_ENCODED = {chr(code): quote(chr(code), safe="") for code in range(0x80)}
 
 
 def value_text(value: PartitionValue) -> str:
@@ -63,14 +66,15 @@ def encode_text(text: str) -> str:
         raise PartitionValueError(
             f"partition value {text!r} cannot be stored: it is not valid Unicode text"
         ) from error
+    if _PLAIN.fullmatch(text):
+        return text
     return "".join(_encode_character(character) for character in text)
 
 
 def _encode_character(character: str) -> str:
-    code = ord(character)
-    if code > 0x7F and character.isprintable():
-        return character
-    return quote(character, safe="")
+    if character in _ASCII_ENCODED:
+        return _ASCII_ENCODED[character]
+    return character if character.isprintable() else quote(character, safe="")
 
 
 def datetime_text(value: dt.datetime) -> str:

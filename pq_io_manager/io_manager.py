@@ -6,6 +6,7 @@ from typing import Any
 
 from dagster import (
     ConfigurableIOManager,
+    DagsterInvariantViolationError,
     InitResourceContext,
     InputContext,
     OutputContext,
@@ -146,7 +147,6 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         source = input_slice(context)
         dataset = self._dataset(source)
         with _translate_errors(ReadError, source.where, dataset.root):
-            context.log.debug(f"loading {source.where} from {dataset.root}")
             return load(source, dataset, context.log.warning)
 
     def _handle_none(self, context: OutputContext, target: AssetSlice) -> None:
@@ -236,7 +236,20 @@ def _report(
     for file in written:
         context.log.info(f"wrote {file.row_count} rows ({file.size_bytes} bytes) to {file.uri}")
     context.add_output_metadata(output_metadata(target, dataset, frame, written))
-    for key, metadata in partition_metadata(target, dataset, written).items():
+    partitions = partition_metadata(target, dataset, written)
+    if partitions and not _has_step_context(context):
+        # e.g. `build_output_context()` in a user's unit test: only the run totals apply
+        context.log.debug("no step context: per-partition metadata not attached")
+        return
+    for key, metadata in partitions.items():
         context.step_context.add_asset_metadata(
             metadata, asset_key=context.asset_key, partition_key=key
         )
+
+
+def _has_step_context(context: OutputContext) -> bool:
+    try:
+        context.step_context  # noqa: B018  (the property raises when there is none)
+    except DagsterInvariantViolationError:
+        return False
+    return True

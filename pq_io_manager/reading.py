@@ -150,8 +150,9 @@ def _existing(dataset: Dataset, uris: list[str], hive: Mapping[str, pl.DataType]
     if len(uris) == 1:
         return set(uris) if has_file(dataset, uris[0], hive) else set()
     directories = sorted({posixpath.dirname(uri) for uri in uris})
-    with ThreadPoolExecutor(2) as pool:  # the scan will need the record: read it meanwhile
-        pool.submit(_record, dataset, list(hive))
+    with ThreadPoolExecutor(2) as pool:
+        if dataset.store.parallel_reads > 1:  # the scan will need the record: read it meanwhile
+            pool.submit(_record, dataset, list(hive))
         try:
             listed = dataset.store.list_directories(directories)
         except Exception:  # e.g. a role without s3:ListBucket: ask for each file instead

@@ -37,13 +37,20 @@ def split_by_partitions(
             f"{where}: the run covers {len(targets)} partitions, so the output must carry the "
             f"partition column(s) {missing} to say which rows belong to which partition"
         )
-    texts = [_TEXT_PREFIX + name for name in names]
-    keyed = frame.with_columns(
-        _texts(frame, [target[index] for target in targets], where).alias(text)
-        for index, text in enumerate(texts)
+    dimensions = list(zip(*targets, strict=True))  # each column's values across the run
+    typed = frame.with_columns(
+        cast_column(frame, dimension[0], dimension, where) for dimension in dimensions
     )
-    _refuse_inexact(keyed, names, texts, where)
-    groups = keyed.drop(names).partition_by(texts, as_dict=True, include_key=False)
+    _refuse_inexact(typed, frame, names, where)
+    # Group on the typed values (polars compares instants, so the two 01:00 of a DST change
+    # stay apart), then name each group by the hive text of its first row: 90 texts, not one
+    # per row.
+    text_of = [
+        _text_expression(dimension[0].dtype, pl.col(dimension[0].name)) for dimension in dimensions
+    ]
+    groups: dict[tuple[str | None, ...], pl.DataFrame] = {}
+    for group in typed.partition_by(names, maintain_order=True):
+        groups[group.head(1).select(text_of).row(0)] = group.drop(names)
     by_texts = {tuple(column.hive_text for column in target): target for target in targets}
     unknown = [values for values in groups if values not in by_texts]
     if unknown:
@@ -93,10 +100,8 @@ def _column(name: str, dtype: pl.DataType, value: PartitionValue | None) -> Part
     return PartitionColumn(name, dtype, value)
 
 
-def _texts(frame: pl.DataFrame, targets: Sequence[PartitionColumn], where: str) -> pl.Expr:
-    """The hive text of each row's exact partition value (null where there is none)."""
-    values = pl.lit(cast_column(frame, targets[0], targets, where))
-    dtype = targets[0].dtype
+def _text_expression(dtype: pl.DataType, values: pl.Expr) -> pl.Expr:
+    """The hive text of exact partition values."""
     if isinstance(dtype, pl.Datetime):
         return datetime_text_expression(values, dtype)
     if dtype == pl.Date:
@@ -105,13 +110,14 @@ def _texts(frame: pl.DataFrame, targets: Sequence[PartitionColumn], where: str) 
 
 
 def _refuse_inexact(
-    frame: pl.DataFrame, names: Sequence[str], texts: Sequence[str], where: str
+    typed: pl.DataFrame, frame: pl.DataFrame, names: Sequence[str], where: str
 ) -> None:
-    for name, text in zip(names, texts, strict=True):
-        bad = frame.filter(pl.col(text).is_null())
-        if bad.height:
+    for name in names:
+        bad = typed[name].is_null()
+        if bad.any():
+            example = frame.filter(bad)[name][0]
             raise PartitionValueError(
-                f"{where}: {bad.height} row(s) have a {name!r} value that names no partition "
-                f"exactly (e.g. {bad[name][0]!r}); partition columns cannot be null, finer "
-                "than the partition (they are never truncated) or ambiguous"
+                f"{where}: {int(bad.sum())} row(s) have a {name!r} value that names no partition "
+                f"exactly (e.g. {example!r}); partition columns cannot be null, finer than the "
+                "partition (they are never truncated) or ambiguous"
             )

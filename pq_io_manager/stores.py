@@ -121,8 +121,19 @@ class LocalStore:
         return {path: os.stat(path).st_size for path in found[:limit]}
 
     def list_directories(self, directories: Sequence[str]) -> dict[str, int]:
-        """One directory read each (cheap locally)."""
-        return list_each(self, directories)
+        """One `scandir` each (cheap locally); absent directories hold nothing."""
+        found: dict[str, int] = {}
+        for directory in directories:
+            try:
+                entries = list(os.scandir(directory))
+            except FileNotFoundError:
+                continue
+            found.update(
+                (posixpath.join(directory, entry.name), entry.stat().st_size)
+                for entry in entries
+                if entry.is_file()
+            )
+        return found
 
     def prepare(self, uri: str) -> None:
         """Create the parent directory of `uri`."""

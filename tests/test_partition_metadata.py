@@ -89,3 +89,32 @@ def test_each_partition_reports_its_own_rows_uri_and_size(
         assert metadata["files"].value == [lake.uri(stored)]
         assert "dagster/column_schema" in metadata
     assert len(set(counts)) == len(keys)  # every partition its own count, not the run's sum
+
+
+def test_a_range_written_through_a_bare_output_context_keeps_the_run_totals(
+    tmp_path: object,
+) -> None:
+    """Users unit-test IO managers with `build_output_context` (no step context): a range write
+    still works and reports the run's totals."""
+    from pathlib import Path
+
+    from tests.lake import local_lake
+
+    lake = local_lake(Path(str(tmp_path)) / "lake")
+    manager = lake.io_manager()
+    context = dg.build_output_context(
+        asset_key=dg.AssetKey("events"),
+        partition_key=None,
+        definition_metadata={"partition_by": "date"},
+        asset_partitions_def=DAILY,
+        asset_partition_key_range=dg.PartitionKeyRange("2024-01-05", "2024-01-06"),
+        dagster_type=dg.DagsterType(lambda _, value: True, name="frame", typing_type=pl.DataFrame),
+    )
+    frame = pl.DataFrame({"date": ["2024-01-05", "2024-01-06"], "amount": [1.0, 2.0]})
+
+    manager.handle_output(context, frame)
+
+    assert lake.files("events/") == [
+        "events/date=2024-01-05/data.parquet",
+        "events/date=2024-01-06/data.parquet",
+    ]
