@@ -22,6 +22,7 @@ from pq_io_manager.stores import LocalStore, Store, Versioned
 from tests.faults_support import proxied_server, s3_resource
 from tests.lake import Lake, s3_lake
 from tests.test_io_manager import DAILY, materialize, orders, orders_for, range_tags
+from tests.test_writes import ranged_orders
 
 RECORD = ".pq-meta/orders/_schema.json"
 
@@ -186,7 +187,7 @@ def test_requests_per_write_do_not_grow_with_the_number_of_partitions(
             lake = s3_lake(endpoint, bucket)
             lake.resource = s3_resource(endpoint, endpoint.endpoint_url)
             keys = DAILY.get_partition_keys()[:partitions]
-            materialize(lake, [_ranged()], tags=range_tags(keys[0], keys[-1]))
+            materialize(lake, [ranged_orders()], tags=range_tags(keys[0], keys[-1]))
             proxy.reset_counts()
             materialize(lake, [orders], partition_key=keys[1])  # a rewrite of one partition
             counts[partitions] = sorted(
@@ -201,22 +202,6 @@ def test_requests_per_write_do_not_grow_with_the_number_of_partitions(
     assert counts[3] == counts[300], counts
     assert counts["total 3"] == counts["total 300"], counts  # type: ignore[index]
     assert not any("list-type" in entry for entry in counts[3]), counts
-
-
-def _ranged() -> dg.AssetsDefinition:
-    @dg.asset(
-        name="orders",
-        partitions_def=DAILY,
-        metadata={"partition_by": "date"},
-        backfill_policy=dg.BackfillPolicy.single_run(),
-    )
-    def ranged(context: dg.AssetExecutionContext) -> pl.DataFrame:
-        return pl.concat(
-            orders_for(key).with_columns(date=pl.lit(key).str.to_date())
-            for key in context.partition_keys
-        )
-
-    return ranged
 
 
 def _pause_first_read(store: Store, barrier: threading.Barrier) -> Store:
