@@ -13,7 +13,7 @@ from dagster import (
     get_dagster_logger,
 )
 from dagster_aws.s3 import S3Resource
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, model_validator
 
 from pq_io_manager.asset_slice import AssetSlice, input_slice, output_slice
 from pq_io_manager.credentials import connection_from_resource, describe_resource
@@ -43,9 +43,19 @@ from pq_io_manager.layout import (
 from pq_io_manager.op_outputs import refuse_non_frame, write_frame, write_none
 from pq_io_manager.output_metadata import output_metadata, partition_metadata
 from pq_io_manager.partitions import split_columns
+from pq_io_manager.resource_fields import check_fields
 from pq_io_manager.s3_store import S3Store
 from pq_io_manager.storage import Dataset, WrittenFile
 from pq_io_manager.stores import LocalStore, Store
+from pq_io_manager.write_options import (
+    COMPRESSION_FIELD,
+    COMPRESSION_LEVEL_FIELD,
+    DATA_PAGE_SIZE_FIELD,
+    ROW_GROUP_SIZE_FIELD,
+    STATISTICS_FIELD,
+    ParquetWriteOptions,
+    resolve,
+)
 
 DEFAULT_BASE_PATH = "data/lake"
 DEFAULT_ABANDONED_STAGING_SECONDS = 6 * 3600
@@ -95,7 +105,19 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
             "pause between two parts of one upload. Default: 6 hours."
         ),
     )
+    # Parquet write options, named and defaulted as polars' (see write_options)
+    compression: str = COMPRESSION_FIELD
+    compression_level: int | None = COMPRESSION_LEVEL_FIELD
+    statistics: bool = STATISTICS_FIELD
+    row_group_size: int | None = ROW_GROUP_SIZE_FIELD
+    data_page_size: int | None = DATA_PAGE_SIZE_FIELD
     _store: Store | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_fields(cls, data: Any) -> Any:
+        """Refuse misspelled field names (Dagster would ignore them) and bad write options."""
+        return check_fields(data, tuple(cls.model_fields), cls.__name__)
 
     def __repr__(self) -> str:
         return (
@@ -131,7 +153,7 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         if target.op_output is not None:
             refuse_non_frame(obj, target.where)
         frame = check_frame_type(obj, target.where)
-        dataset = self._dataset(target)
+        dataset = self._dataset(target, writing=True)
         with _translate_errors(WriteError, target.where, dataset.root):
             if target.op_output is not None:
                 written = write_frame(dataset, frame, target.where)
@@ -165,11 +187,14 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
             return S3Store(connection_from_resource(self.s3))
         return LocalStore(base_path)
 
-    def _dataset(self, target: AssetSlice) -> Dataset:
+    def _dataset(self, target: AssetSlice, writing: bool = False) -> Dataset:
         if self._store is None:
             self._store = self._make_store()
         base_path = normalize_base_path(self.base_path)
-        return Dataset(self._store, base_path, target.root(base_path))
+        options = ParquetWriteOptions()  # loads need none, and must not fail on them
+        if writing:  # validated here, before anything is written
+            options = resolve(self, target.metadata, target.where)
+        return Dataset(self._store, base_path, target.root(base_path), write_options=options)
 
     def _write_partitions(
         self, target: AssetSlice, dataset: Dataset, frame: Frame

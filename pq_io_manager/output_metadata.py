@@ -9,18 +9,21 @@ from dagster import MetadataValue, TableColumn, TableSchema
 from pq_io_manager.asset_slice import AssetSlice
 from pq_io_manager.frames import Frame
 from pq_io_manager.storage import Dataset, WrittenFile
+from pq_io_manager.write_options import WRITE_OPTIONS_KEY
 
 
 def output_metadata(
     target: AssetSlice, dataset: Dataset, frame: Frame, written: Sequence[WrittenFile]
 ) -> dict[str, Any]:
-    """Row count, column schema, URI, files and size of everything one output wrote."""
+    """Row count, column schema, URI, files and size of everything one output wrote, and the
+    Parquet write options it was written with."""
     schema = frame.collect_schema()
     return {
         **_files_metadata(target, written, dataset.root),
         "dagster/column_schema": TableSchema(
             columns=[TableColumn(name, str(dtype)) for name, dtype in schema.items()]
         ),
+        WRITE_OPTIONS_KEY: MetadataValue.json(dataset.write_options.describe()),
     }
 
 

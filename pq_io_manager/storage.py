@@ -40,6 +40,7 @@ from pq_io_manager.schema_record import read as read_record
 from pq_io_manager.schema_record import update as update_record
 from pq_io_manager.stores import LocalStore, Store
 from pq_io_manager.write_errors import storage_error, write_error
+from pq_io_manager.write_options import ParquetWriteOptions
 
 _WRITE_THREADS = 8
 _DISCARD_QUIET_SECONDS = 2.0
@@ -64,6 +65,8 @@ class Dataset:
     store: Store
     base_path: str
     root: str
+    # Compression, row groups, statistics and page size of every file this dataset writes.
+    write_options: ParquetWriteOptions = dataclasses.field(default_factory=ParquetWriteOptions)
     # Scans whose footer was already read (existence check), reused when building the input.
     _opened: dict[str, pl.LazyFrame] = dataclasses.field(default_factory=dict, compare=False)
     # Files S3 answered 403 for (missing to a role without s3:ListBucket, or denied).
@@ -99,7 +102,8 @@ class Dataset:
             # The store uploads the bytes itself so that it knows its own UploadId: a failure
             # aborts exactly that upload, never a concurrent writer's upload of the same key.
             buffer = io.BytesIO()
-            frame.write_parquet(buffer, metadata=metadata)  # in memory: cannot fail on storage
+            arguments = self.write_options.polars_arguments()
+            frame.write_parquet(buffer, metadata=metadata, **arguments)  # in memory: no storage
             try:
                 size = self.store.upload(
                     buffer.getvalue(), final, staging_directory(self.base_path)
@@ -269,10 +273,11 @@ class Dataset:
         if isinstance(self.store, LocalStore):
             self.store.prepare(staged)
         options = self.store.polars_options()
+        arguments = {**self.write_options.polars_arguments(), **options}
         if isinstance(frame, pl.DataFrame):
-            frame.write_parquet(staged, metadata=metadata, **options)
+            frame.write_parquet(staged, metadata=metadata, **arguments)
             return frame.height
-        frame.sink_parquet(staged, metadata=metadata, **options)
+        frame.sink_parquet(staged, metadata=metadata, **arguments)
         counted = pl.scan_parquet(staged, **options).select(pl.len()).collect()
         return int(counted.item())
 
