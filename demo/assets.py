@@ -6,12 +6,14 @@ country). No `from __future__ import annotations` here: Dagster reads the annota
 """
 
 import datetime as dt
+import warnings
 
 import polars as pl
 from dagster import (
     AssetExecutionContext,
     AssetIn,
     BackfillPolicy,
+    BetaWarning,
     DailyPartitionsDefinition,
     MultiPartitionsDefinition,
     StaticPartitionsDefinition,
@@ -22,6 +24,14 @@ from dagster import (
 
 from demo import data
 from demo.resources import uses_s3
+
+# The demo shows backfills of several days per run, which need `backfill_policy` (beta in
+# Dagster 1.13): without this filter every process that loads the demo (the CLI, each step's
+# subprocess, `dagster dev`'s code server) prints Dagster's beta notice three times. Scoped to
+# that one parameter, so any other beta or deprecation warning still shows.
+warnings.filterwarnings(
+    "ignore", message=r"Parameter `backfill_policy` of function `asset`", category=BetaWarning
+)
 
 START_DATE = "2025-01-01"
 DAILY = DailyPartitionsDefinition(start_date=START_DATE, timezone="UTC")
