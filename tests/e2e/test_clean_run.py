@@ -1,7 +1,7 @@
 """A clean first run: the README's first command, run as written in a fresh copy of the demo,
 prints no Python warning and no WARNING log line, and `dagster dev` no Python warning, except
-Dagster's notice about its own CLI command (emitted before any code of this project is loaded;
-see README "A clean first run")."""
+Dagster's notice that its own CLI command is superseded by `dg` (emitted before any code of this
+project is loaded, so nothing here can filter it; the README's command stays as it is)."""
 
 import re
 import shlex
