@@ -9,9 +9,16 @@ import dagster as dg
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pq_io_manager import ConfigurationError, PartitionedParquetIOManager
-from pq_io_manager.write_options import ParquetWriteOptions, resolve
+from pq_io_manager.write_options import (
+    COMPRESSIONS,
+    LEVEL_RANGES,
+    ParquetWriteOptions,
+    resolve,
+)
 from tests.lake import Lake, local_lake
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-02-01")
@@ -230,3 +237,28 @@ def test_a_level_is_kept_when_the_override_keeps_the_codec() -> None:
     )
     switched = {"parquet_write_options": {"compression": "gzip"}}
     assert resolve(manager, switched, "asset 'x'").compression_level is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    compression=st.sampled_from(COMPRESSIONS),
+    level=st.none() | st.integers(min_value=-2, max_value=24),
+)
+def test_accepted_levels_are_exactly_those_polars_writes(
+    compression: str, level: int | None
+) -> None:
+    options = {"compression": compression, "compression_level": level}
+    try:
+        resolve(PartitionedParquetIOManager(), {"parquet_write_options": options}, "asset 'x'")
+        accepted = True
+    except ConfigurationError:
+        accepted = False
+    buffer = io.BytesIO()
+    try:
+        frame(10).write_parquet(buffer, compression=compression, compression_level=level)
+        polars_writes = True
+    except ValueError:
+        polars_writes = False
+    # polars also "writes" a level for snappy/lz4/uncompressed by ignoring it: refused here
+    ignored_by_polars = level is not None and compression not in LEVEL_RANGES
+    assert accepted == (polars_writes and not ignored_by_polars)
