@@ -262,3 +262,24 @@ def test_accepted_levels_are_exactly_those_polars_writes(
     # polars also "writes" a level for snappy/lz4/uncompressed by ignoring it: refused here
     ignored_by_polars = level is not None and compression not in LEVEL_RANGES
     assert accepted == (polars_writes and not ignored_by_polars)
+
+
+def test_op_outputs_get_the_options_and_their_out_metadata_overrides(tmp_path: Path) -> None:
+    @dg.op(out=dg.Out(metadata={"parquet_write_options": {"compression": "lz4"}}))
+    def tuned_numbers() -> pl.DataFrame:
+        return frame()
+
+    @dg.op
+    def plain_numbers() -> pl.LazyFrame:
+        return frame().lazy()
+
+    @dg.job(resource_defs={"io_manager": io_manager(local_lake(tmp_path), compression="gzip")})
+    def numbers() -> None:
+        tuned_numbers()
+        plain_numbers()
+
+    result = numbers.execute_in_process()
+    lake = local_lake(tmp_path)
+    prefix = f".pq-runs/{result.run_id}"
+    assert codecs(footer(lake, f"{prefix}/tuned_numbers/result/data.parquet")) == {"LZ4"}
+    assert codecs(footer(lake, f"{prefix}/plain_numbers/result/data.parquet")) == {"GZIP"}
