@@ -6,14 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from demo import build_definitions
 from pq_io_manager import ConfigurationError, PartitionedParquetIOManager
 from pq_io_manager.__main__ import main
 from tests.lake import local_lake
-from tests.test_io_manager import materialize, orders
+from tests.test_io_manager import materialize, orders, range_tags
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 DEFINITIONS = """
@@ -81,8 +80,7 @@ def test_the_command_deletes_a_demo_partition_in_a_fresh_process(tmp_path: Path)
     lake = tmp_path / "lake"
     defs = build_definitions({"io_manager": PartitionedParquetIOManager(base_path=str(lake))})
     job = defs.resolve_job_def("daily_orders_job")
-    for key in ["2025-01-01", "2025-01-02"]:
-        job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), partition_key=key)
+    job.execute_in_process(tags=range_tags("2025-01-01", "2025-01-02"))  # one run, two days
 
     completed = subprocess.run(
         [

@@ -15,23 +15,23 @@ from pq_io_manager import (
 from pq_io_manager.writer_lock import LOCK_NAME, writer_lock
 from tests.lake import Lake, local_lake
 from tests.test_asset_independence import extended
-from tests.test_io_manager import DAILY, materialize, orders, orders_for
+from tests.test_io_manager import DAILY, materialize, orders, orders_for, range_tags
 from tests.test_schema_safety import _store
+from tests.test_writes import ranged_orders
 
 KEYS = ["2024-01-05", "2024-01-06", "2024-01-07"]
 
 
-def _write_orders_and_neighbours(lake: Lake) -> None:
-    """Three days of `orders`, the asset `orders/clean` below it, and other tools' files."""
-    for key in KEYS:
-        materialize(lake, [orders], partition_key=key)
+def test_deletes_remove_exactly_what_they_name(lake: Lake) -> None:
+    # three days of `orders` (one run), the asset `orders/clean` below it, other tools' files
+    dg.materialize(
+        [ranged_orders()],
+        resources={"io_manager": lake.io_manager()},
+        tags=range_tags(KEYS[0], KEYS[-1]),
+    )
     materialize(lake, [extended("clean", pl.DataFrame({"order_id": ["a"]}))])
     lake.put("orders/date=2024-01-05/_SUCCESS", b"")
     lake.put("orders/README.md", b"written by hand")
-
-
-def test_delete_partitions_removes_exactly_their_data_files(lake: Lake) -> None:
-    _write_orders_and_neighbours(lake)
     before = lake.files(records=True)
     sizes = {key: lake.size(f"orders/date={key}/data.parquet") for key in KEYS}
     asked = ["2024-01-05", "not-a-date", "2024-01-06", "2024-01-09"]
@@ -48,23 +48,14 @@ def test_delete_partitions_removes_exactly_their_data_files(lake: Lake) -> None:
     assert (planned.dry_run, deleted.dry_run) == (True, False)
     assert lake.files(records=True) == [path for path in before if path not in gone]
 
+    last, record = f"orders/date={KEYS[2]}/data.parquet", ".pq-meta/orders/_schema.json"
+    record_size = lake.size(record)
+    whole = lake.io_manager().delete_asset(orders)
 
-def test_delete_asset_removes_its_files_and_schema_record_only(lake: Lake) -> None:
-    _write_orders_and_neighbours(lake)
-    kept = [
-        path
-        for path in lake.files(records=True)
-        if not path.startswith("orders/date=") or path.endswith("_SUCCESS")
-    ]
-    kept.remove(".pq-meta/orders/_schema.json")
-
-    deleted = lake.io_manager().delete_asset(orders)
-
-    assert deleted.uris == (
-        *(lake.uri(f"orders/date={key}/data.parquet") for key in KEYS),
-        lake.uri(".pq-meta/orders/_schema.json"),
-    )
+    assert whole.uris == (lake.uri(last), lake.uri(record))
+    assert whole.size_bytes == sizes[KEYS[2]] + record_size
     # the writer lock object is released, never deleted (see deletion.delete_asset)
+    kept = [path for path in before if path not in [*gone, last, record]]
     assert lake.files(records=True) == sorted([*kept, f".pq-meta/orders/{LOCK_NAME}"])
     assert lake.io_manager().delete_asset(orders).removed == ()
 
