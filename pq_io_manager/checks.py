@@ -13,19 +13,20 @@ The checks read through the IO manager resource the asset is stored with (by res
 so they use its base path and credentials, and they run in any job that selects the asset.
 """
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 import polars as pl
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetChecksDefinition,
+    AssetCheckSpec,
     AssetsDefinition,
     AssetSpec,
     DagsterInstance,
     MetadataValue,
-    asset_check,
+    multi_asset_check,
 )
 
 from pq_io_manager.asset_slice import asset_spec
@@ -64,74 +65,83 @@ def build_storage_checks(
             the ones the instance recorded as materialized.
 
     Returns:
-        The existence check, and the schema check when `dagster/column_schema` is declared.
+        One definition (one step, so one process under the multiprocess executor) holding
+        the existence check, and the schema check when `dagster/column_schema` is declared;
+        each can be executed alone.
     """
     spec = asset_spec(asset)
-    key = io_manager_key or _io_manager_key(asset, spec)
-    checks = [_existence_check(spec, key, all_partitions)]
-    if declared_schema(spec.metadata) is not None:
-        checks.append(_schema_check(spec, key))
-    return checks
-
-
-def _existence_check(spec: AssetSpec, resource_key: str, all_partitions: bool) -> Any:
+    resource_key = io_manager_key or _io_manager_key(asset, spec)
     expected = "every partition key up to now" if all_partitions else "materialized partitions"
-    description = f"Every expected partition ({expected}) has its stored data file."
+    specs = [
+        AssetCheckSpec(
+            EXISTENCE_CHECK,
+            asset=spec.key,
+            description=f"Every expected partition ({expected}) has its stored data file.",
+        )
+    ]
+    if declared_schema(spec.metadata) is not None:
+        description = "The stored columns and types equal the declared dagster/column_schema."
+        specs.append(AssetCheckSpec(SCHEMA_CHECK, asset=spec.key, description=description))
 
-    @asset_check(
-        asset=spec.key,
-        name=EXISTENCE_CHECK,
-        description=description,
+    @multi_asset_check(
+        name=f"{spec.key.to_python_identifier()}_storage_checks",
+        specs=specs,
+        can_subset=True,
         required_resource_keys={resource_key},
     )
-    def stored_partitions_exist(context: AssetCheckExecutionContext) -> AssetCheckResult:
+    def storage_checks(context: AssetCheckExecutionContext) -> Iterator[AssetCheckResult]:
         storage = _storage(context, resource_key)
-        if spec.partitions_def is None:
-            return _whole_result(context.instance, spec, storage, all_partitions)
-        keys = _expected_keys(context.instance, spec, all_partitions)
-        stored = set(storage.stored_partition_keys(spec, keys)) if keys else set()
-        missing = [key for key in keys if key not in stored]
-        return AssetCheckResult(
-            passed=not missing,
-            description=(
-                f"{len(missing)} of {len(keys)} expected partitions have no stored data"
-                if missing
-                else f"all {len(keys)} expected partitions are stored"
-            ),
-            metadata={
-                "expected_partitions": len(keys),
-                "missing_partitions": len(missing),
-                "missing_keys": MetadataValue.json([str(key) for key in missing[:_SHOWN]]),
-            },
-        )
+        selected = {key.name for key in context.selected_asset_check_keys}
+        if EXISTENCE_CHECK in selected:
+            yield _existence_result(context.instance, spec, storage, all_partitions)
+        if SCHEMA_CHECK in selected:
+            yield _schema_result(spec, storage)
 
-    return stored_partitions_exist
+    return [storage_checks]
 
 
-def _schema_check(spec: AssetSpec, resource_key: str) -> Any:
-    @asset_check(
-        asset=spec.key,
-        name=SCHEMA_CHECK,
-        description="The stored columns and types equal the declared dagster/column_schema.",
-        required_resource_keys={resource_key},
+def _existence_result(
+    instance: DagsterInstance, spec: AssetSpec, storage: StoredData, all_partitions: bool
+) -> AssetCheckResult:
+    if spec.partitions_def is None:
+        return _whole_result(instance, spec, storage, all_partitions)
+    keys = _expected_keys(instance, spec, all_partitions)
+    stored = set(storage.stored_partition_keys(spec, keys)) if keys else set()
+    missing = [key for key in keys if key not in stored]
+    return AssetCheckResult(
+        check_name=EXISTENCE_CHECK,
+        passed=not missing,
+        description=(
+            f"{len(missing)} of {len(keys)} expected partitions have no stored data"
+            if missing
+            else f"all {len(keys)} expected partitions are stored"
+        ),
+        metadata={
+            "expected_partitions": len(keys),
+            "missing_partitions": len(missing),
+            "missing_keys": MetadataValue.json([str(key) for key in missing[:_SHOWN]]),
+        },
     )
-    def stored_schema_matches(context: AssetCheckExecutionContext) -> AssetCheckResult:
-        stored = _storage(context, resource_key).stored_schema(spec)
-        declared = declared_schema(spec.metadata)
-        assert declared is not None  # the check is only built when one is declared
-        if stored is None:
-            return AssetCheckResult(passed=False, description="nothing is stored yet")
-        problems = schema_differences(stored, declared)
-        return AssetCheckResult(
-            passed=not problems,
-            description="; ".join(problems[:_SHOWN]) or "the stored schema is the declared one",
-            metadata={
-                "stored_columns": MetadataValue.json({n: str(t) for n, t in stored.items()}),
-                "differences": len(problems),
-            },
-        )
 
-    return stored_schema_matches
+
+def _schema_result(spec: AssetSpec, storage: StoredData) -> AssetCheckResult:
+    stored = storage.stored_schema(spec)
+    declared = declared_schema(spec.metadata)
+    assert declared is not None  # the check is only built when one is declared
+    if stored is None:
+        return AssetCheckResult(
+            check_name=SCHEMA_CHECK, passed=False, description="nothing is stored yet"
+        )
+    problems = schema_differences(stored, declared)
+    return AssetCheckResult(
+        check_name=SCHEMA_CHECK,
+        passed=not problems,
+        description="; ".join(problems[:_SHOWN]) or "the stored schema is the declared one",
+        metadata={
+            "stored_columns": MetadataValue.json({n: str(t) for n, t in stored.items()}),
+            "differences": len(problems),
+        },
+    )
 
 
 def _whole_result(
@@ -140,6 +150,7 @@ def _whole_result(
     expected = all_partitions or instance.get_latest_materialization_event(spec.key) is not None
     files = storage.stored_files(spec)
     return AssetCheckResult(
+        check_name=EXISTENCE_CHECK,
         passed=bool(files) or not expected,
         description=f"{len(files)} data file(s) stored"
         + ("" if files or not expected else ", but the asset was materialized"),

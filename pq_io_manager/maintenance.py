@@ -48,7 +48,7 @@ class StorageMaintenance:
         Returns:
             What was (or would be) removed.
         """
-        target, unmapped = definition_slice(asset_spec(asset), partition_keys)
+        target, unmapped = definition_slice(asset_spec(asset), _keys(partition_keys))
         if target.scheme is None:
             raise ConfigurationError(
                 f"{target.where} is not partitioned: use delete_asset() to delete its data"
@@ -76,7 +76,7 @@ class StorageMaintenance:
 
     def stored_partition_keys(self, asset: Asset, partition_keys: Sequence[str]) -> list[str]:
         """Which of `partition_keys` of a partitioned asset have stored data (one listing)."""
-        target, _ = definition_slice(asset_spec(asset), partition_keys)
+        target, _ = definition_slice(asset_spec(asset), _keys(partition_keys))
         targets = {part.key: part.columns for part in target.partitions}
         with _failures(target):
             return list(find_files(self._dataset(target), targets, True, target.where))
@@ -99,6 +99,15 @@ class StorageMaintenance:
         with _failures(target):
             record = self._dataset(target).current_record(names)
         return None if record is None else record.schema()
+
+
+def _keys(partition_keys: Sequence[str]) -> Sequence[str]:
+    if isinstance(partition_keys, str):  # a string is a sequence of one-letter "keys"
+        raise ConfigurationError(
+            f"partition_keys must be a list of partition keys, e.g. [{partition_keys!r}], not "
+            f"the string {partition_keys!r}"
+        )
+    return partition_keys
 
 
 @contextlib.contextmanager

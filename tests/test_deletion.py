@@ -99,6 +99,8 @@ def test_multi_partition_and_time_window_keys_map_as_writes_map_them(tmp_path: P
         (written_by[key],) = set(lake.files()) - before
 
     key = dg.MultiPartitionKey({"hour": "2025-11-02-01:00-0500", "region": "emea"})
+    with pytest.raises(ConfigurationError, match=r"must be a list of partition keys, e\.g\. \["):
+        lake.io_manager().delete_partitions(events, key)  # one key, not a list of them
     deleted = lake.io_manager().delete_partitions(events, [key, "2025-11-02-01:00|nowhere|x"])
 
     assert deleted.absent_keys == ("2025-11-02-01:00|nowhere|x",)
