@@ -71,21 +71,10 @@ def build_storage_checks(
     """
     spec = asset_spec(asset)
     resource_key = io_manager_key or _io_manager_key(asset, spec)
-    expected = "every partition key up to now" if all_partitions else "materialized partitions"
-    specs = [
-        AssetCheckSpec(
-            EXISTENCE_CHECK,
-            asset=spec.key,
-            description=f"Every expected partition ({expected}) has its stored data file.",
-        )
-    ]
-    if declared_schema(spec.metadata) is not None:
-        description = "The stored columns and types equal the declared dagster/column_schema."
-        specs.append(AssetCheckSpec(SCHEMA_CHECK, asset=spec.key, description=description))
 
     @multi_asset_check(
         name=f"{spec.key.to_python_identifier()}_storage_checks",
-        specs=specs,
+        specs=_check_specs(spec, all_partitions),
         can_subset=True,
         required_resource_keys={resource_key},
     )
@@ -98,6 +87,21 @@ def build_storage_checks(
             yield _schema_result(spec, storage)
 
     return [storage_checks]
+
+
+def _check_specs(spec: AssetSpec, all_partitions: bool) -> list[AssetCheckSpec]:
+    expected = "every partition key up to now" if all_partitions else "materialized partitions"
+    specs = [
+        AssetCheckSpec(
+            EXISTENCE_CHECK,
+            asset=spec.key,
+            description=f"Every expected partition ({expected}) has its stored data file.",
+        )
+    ]
+    if declared_schema(spec.metadata) is not None:
+        description = "The stored columns and types equal the declared dagster/column_schema."
+        specs.append(AssetCheckSpec(SCHEMA_CHECK, asset=spec.key, description=description))
+    return specs
 
 
 def _existence_result(
