@@ -199,3 +199,6 @@ def test_a_sensor_deletes_the_data_of_a_removed_dynamic_partition(tmp_path: Path
     assert isinstance(result, dg.SkipReason)
     assert "['lyon']" in (result.skip_message or "")
     assert lake.files() == ["shop_sales/shop=paris/data.parquet"]
+    # keys no file could ever be stored under: reserved for nulls, too long for any store
+    never = ["__HIVE_DEFAULT_PARTITION__", "x" * 300]
+    assert lake.io_manager().delete_partitions(shop_sales, never).absent_keys == tuple(never)
