@@ -12,6 +12,7 @@ from pq_io_manager import (
     SchemaConflictError,
     WriteError,
 )
+from pq_io_manager.checks import build_storage_checks
 from pq_io_manager.writer_lock import LOCK_NAME, writer_lock
 from tests.lake import Lake, local_lake
 from tests.test_asset_independence import extended
@@ -199,6 +200,14 @@ def test_a_sensor_deletes_the_data_of_a_removed_dynamic_partition(tmp_path: Path
     assert isinstance(result, dg.SkipReason)
     assert "['lyon']" in (result.skip_message or "")
     assert lake.files() == ["shop_sales/shop=paris/data.parquet"]
+    # the removed shop is no longer expected by the storage checks: they pass
+    result = dg.materialize(
+        [shop_sales, *build_storage_checks(shop_sales)],
+        selection=dg.AssetSelection.checks_for_assets(shop_sales),
+        instance=instance,
+        resources=resources,
+    )
+    assert [check.passed for check in result.get_asset_check_evaluations()] == [True]
     # keys no file could ever be stored under: reserved for nulls, too long for any store
     never = ["__HIVE_DEFAULT_PARTITION__", "x" * 300]
     assert lake.io_manager().delete_partitions(shop_sales, never).absent_keys == tuple(never)

@@ -78,6 +78,13 @@ def test_existence_check_fails_when_a_materialized_partition_is_gone(tmp_path: P
     assert checks[EXISTENCE_CHECK].metadata["missing_keys"].value == ["2024-01-05"]
     assert checks[SCHEMA_CHECK].passed
 
+    # told through Dagster's own API that the asset's data is gone, it expects none any more
+    PartitionedParquetIOManager(base_path=str(tmp_path)).delete_asset(_orders())
+    instance.wipe_assets([dg.AssetKey("orders")])
+    checks = _run(tmp_path, _orders(), instance, "2024-01-07")
+    assert checks[EXISTENCE_CHECK].metadata["expected_partitions"].value == 1
+    assert checks[EXISTENCE_CHECK].passed
+
 
 def test_existence_check_of_every_key_fails_until_all_are_stored(tmp_path: Path) -> None:
     checks = _run(
