@@ -103,14 +103,17 @@ def find_asset(definitions: Definitions, key: str) -> AssetsDefinition | AssetSp
 
 
 def _import_file(path: str) -> ModuleType:
-    # as Dagster's `-f`: the file's directory is importable, so it may import its package
+    # as Dagster's `-f`: the file's directory is importable while it loads, so it may import
+    # its package; removed afterwards, so that it never shadows a module of the same name
     directory = os.path.dirname(os.path.abspath(path))
-    if directory not in sys.path:
-        sys.path.insert(0, directory)
     name = os.path.splitext(os.path.basename(path))[0]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ConfigurationError(f"{path} is not a Python file that can be imported")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, directory)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(directory)
     return module
