@@ -2,8 +2,6 @@
 `--dry-run`, deletes exactly what the API deletes (issue 12)."""
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,6 @@ from pq_io_manager.__main__ import main
 from tests.lake import local_lake
 from tests.test_io_manager import materialize, orders, range_tags
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 DEFINITIONS = """
 import dagster as dg
 from tests.test_io_manager import orders
@@ -76,35 +73,19 @@ def test_an_unknown_asset_is_refused_with_the_known_ones(
         )
 
 
-def test_the_command_deletes_a_demo_partition_in_a_fresh_process(tmp_path: Path) -> None:
+def test_the_command_finds_a_demo_asset_by_module(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     lake = tmp_path / "lake"
     defs = build_definitions({"io_manager": PartitionedParquetIOManager(base_path=str(lake))})
     job = defs.resolve_job_def("daily_orders_job")
     job.execute_in_process(tags=range_tags("2025-01-01", "2025-01-02"))  # one run, two days
 
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pq_io_manager",
-            "delete",
-            "-m",
-            "definitions",
-            "--base-path",
-            str(lake),
-            "--asset",
-            "raw_orders",
-            "--partition",
-            "2025-01-01",
-        ],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
+    # `-m definitions`: the repository's definitions.py, as `dagster ... -m definitions` runs it
+    command = ["delete", "-m", "definitions", "--base-path", str(lake), "--asset", "raw_orders"]
+    assert main([*command, "--partition", "2025-01-01"]) == 0
 
-    assert "asset 'raw_orders': removed 1 file(s)" in completed.stdout
+    assert "asset 'raw_orders': removed 1 file(s)" in capsys.readouterr().out
     assert sorted(p.parent.name for p in (lake / "raw_orders").rglob("*.parquet")) == [
         "order_date=2025-01-02"
     ]
