@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from pq_io_manager import delete_command
 from pq_io_manager.credentials import connection_from_resource
+from pq_io_manager.errors import PqIOManagerError
 from pq_io_manager.layout import asset_root, is_s3_uri, normalize_base_path
 from pq_io_manager.migration import DatetimeColumn, apply_moves, plan_moves
 from pq_io_manager.s3_store import S3Store
@@ -59,4 +60,7 @@ def _store(base_path: str) -> Store:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except PqIOManagerError as error:  # a message with its fix, not a traceback
+        sys.exit(f"error: {error}")
