@@ -12,12 +12,13 @@ import dagster as dg
 def build_definitions(resources: Mapping[str, Any] | None = None) -> dg.Definitions:
     """The demo's assets, jobs, schedules and sensor; resources from the environment unless
     `resources` is given (tests pass an IO manager on a temporary directory)."""
-    from demo.assets import ASSETS
+    from demo.assets import ASSET_CHECKS, ASSETS
     from demo.jobs import JOBS, SCHEDULES, SENSORS
     from demo.resources import resources as environment_resources
 
     return dg.Definitions(
         assets=ASSETS,
+        asset_checks=ASSET_CHECKS,
         jobs=JOBS,
         schedules=SCHEDULES,
         sensors=SENSORS,

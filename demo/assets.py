@@ -24,6 +24,7 @@ from dagster import (
 
 from demo import data
 from demo.resources import uses_s3
+from pq_io_manager.checks import build_storage_checks
 
 # The demo shows backfills of several days per run, which need `backfill_policy` (beta in
 # Dagster 1.13): without this filter every process that loads the demo (the CLI, each step's
@@ -181,3 +182,7 @@ def customers() -> pl.DataFrame:
 
 
 ASSETS = [raw_orders, daily_sales, weekly_sales, regional_orders, customers]
+
+# Storage checks (issue 12): every materialized partition is stored, and the stored schema is
+# the declared `dagster/column_schema`. They run in every job that materializes the asset.
+ASSET_CHECKS = [*build_storage_checks(raw_orders), *build_storage_checks(customers)]

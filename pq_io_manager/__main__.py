@@ -1,10 +1,12 @@
-"""Command line: `python -m pq_io_manager migrate-datetimes ...` (see `--help`)."""
+"""Command line: `python -m pq_io_manager migrate-layout|delete ...` (see `--help`)."""
 
 import argparse
 import sys
 from collections.abc import Sequence
 
+from pq_io_manager import delete_command
 from pq_io_manager.credentials import connection_from_resource
+from pq_io_manager.errors import PqIOManagerError
 from pq_io_manager.layout import asset_root, is_s3_uri, normalize_base_path
 from pq_io_manager.migration import DatetimeColumn, apply_moves, plan_moves
 from pq_io_manager.s3_store import S3Store
@@ -30,7 +32,10 @@ def main(arguments: Sequence[str] | None = None) -> int:
         "hour:America/New_York; repeat for several",
     )
     migrate.add_argument("--dry-run", action="store_true", help="list the moves, change nothing")
+    delete_command.add_parser(commands)
     options = parser.parse_args(arguments)
+    if options.command == "delete":
+        return delete_command.run(options)
     base_path = normalize_base_path(options.base_path)
     store = _store(base_path)
     root = asset_root(base_path, options.asset.split("/"))
@@ -55,4 +60,7 @@ def _store(base_path: str) -> Store:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except PqIOManagerError as error:  # a message with its fix, not a traceback
+        sys.exit(f"error: {error}")

@@ -6,12 +6,14 @@ The adapter builds an `AssetSlice` once per `handle_output` / `load_input` (like
 
 import dataclasses
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from dagster import (
+    AssetsDefinition,
+    AssetSpec,
     InputContext,
     MultiPartitionKey,
     MultiPartitionsDefinition,
@@ -173,6 +175,45 @@ def _build(context: InputContext | OutputContext, producer: OutputContext) -> As
     scheme = partition_scheme(partitions_def, metadata, where)
     partitions = tuple(PartitionSlice(key, scheme.columns(key)) for key in keys)
     return AssetSlice(where, path, scheme, partitions, metadata, allow_missing, annotation, None)
+
+
+def asset_spec(asset: AssetsDefinition | AssetSpec) -> AssetSpec:
+    """The one asset an `AssetsDefinition` (or `AssetSpec`) defines: key, partitions, metadata."""
+    if isinstance(asset, AssetSpec):
+        return asset
+    specs = list(asset.specs)
+    if len(specs) != 1:
+        keys = [spec.key.to_user_string() for spec in specs]
+        raise ConfigurationError(
+            f"this definition holds {len(specs)} assets ({keys}): pass one of them, e.g. "
+            "`definition.specs_by_key[AssetKey(...)]`"
+        )
+    return specs[0]
+
+
+def definition_slice(
+    spec: AssetSpec, partition_keys: Sequence[str]
+) -> tuple[AssetSlice, tuple[str, ...]]:
+    """The slice of the stored partitions `partition_keys` of an asset, built from its definition
+    exactly as a write builds it from its context, and the keys no partition could ever be
+    stored under (not keys of its partitions definition's shape: no hive value for them)."""
+    path = tuple(spec.key.path)
+    name = f"asset {'/'.join(path)!r}"
+    metadata = dict(spec.metadata)
+    if spec.partitions_def is None:
+        return AssetSlice(name, path, None, (), metadata, False, None, None), ()
+    keys = list(dict.fromkeys(partition_keys))
+    where = f"{name} {keys_description(keys)}" if keys else name
+    scheme = partition_scheme(spec.partitions_def, metadata, where)
+    partitions: list[PartitionSlice] = []
+    unmapped: list[str] = []
+    for key in keys:
+        try:
+            partitions.append(PartitionSlice(key, scheme.columns(key)))
+        except Exception:  # Dagster's own parse of a malformed key: no path was ever built
+            unmapped.append(key)
+    target = AssetSlice(where, path, scheme, tuple(partitions), metadata, False, None, None)
+    return target, tuple(unmapped)
 
 
 def _time_window(partitions_def: PartitionsDefinition, key: str) -> TimeWindow | None:

@@ -40,6 +40,7 @@ from pq_io_manager.layout import (
     normalize_base_path,
     staging_directory,
 )
+from pq_io_manager.maintenance import StorageMaintenance
 from pq_io_manager.op_outputs import refuse_non_frame, write_frame, write_none
 from pq_io_manager.output_metadata import output_metadata, partition_metadata
 from pq_io_manager.partitions import split_columns
@@ -61,7 +62,7 @@ DEFAULT_BASE_PATH = "data/lake"
 DEFAULT_ABANDONED_STAGING_SECONDS = 6 * 3600
 
 
-class PartitionedParquetIOManager(ConfigurableIOManager):
+class PartitionedParquetIOManager(ConfigurableIOManager, StorageMaintenance):
     """Stores polars DataFrame/LazyFrame asset outputs as hive-partitioned Parquet.
 
     Each Dagster partition becomes `{base_path}/{asset/key/path}/{column}={value}/data.parquet`,
@@ -77,6 +78,9 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         Definitions(assets=[orders], resources={"io_manager": PartitionedParquetIOManager(
             base_path="s3://my-bucket/lake", s3=S3Resource(region_name="eu-west-1"))})
         ```
+
+    Stored data is deleted or inspected with `delete_partitions`, `delete_asset`,
+    `stored_partition_keys`, `stored_files` and `stored_schema` (see `maintenance`).
     """
 
     base_path: str = Field(
