@@ -135,10 +135,9 @@ def test_column_schema_shows_types_as_polars_prints_them(tmp_path: Any) -> None:
     ]
 
 
-def test_preview_is_off_by_default(lake: Lake) -> None:
-    result = dg.materialize(
-        [orders], resources={"io_manager": lake.io_manager()}, partition_key="2024-01-05"
-    )
+def test_preview_is_off_by_default(tmp_path: Any) -> None:
+    manager = Lake("local", str(tmp_path / "lake")).io_manager()
+    result = dg.materialize([orders], resources={"io_manager": manager}, partition_key="2024-01-05")
 
     assert "preview" not in output_metadata(result, "orders")
 
