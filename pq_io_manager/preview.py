@@ -51,7 +51,10 @@ def preview_markdown(
         first = _first_rows(frame, dataset, written[0], rows)
     except Exception as error:  # the data is published: a preview must never fail the write
         return f"_No preview: reading the first rows of {written[0].uri} failed ({brief(error)})_"
-    return markdown_table(first, MAX_PREVIEW_CHARACTERS)
+    table = markdown_table(first, MAX_PREVIEW_CHARACTERS)
+    if len(written) > 1:  # e.g. a run over several partitions: each shows the run's first rows
+        table += f"\n\n_The first rows of this run's output, which wrote {len(written)} files._"
+    return table
 
 
 def markdown_table(frame: pl.DataFrame, max_characters: int) -> str:

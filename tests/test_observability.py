@@ -16,8 +16,11 @@ from pq_io_manager.preview import (
     MAX_CELL_CHARACTERS,
     MAX_PREVIEW_COLUMNS,
     markdown_table,
+    preview_markdown,
     short_dtype,
 )
+from pq_io_manager.storage import Dataset, WrittenFile
+from pq_io_manager.stores import LocalStore
 from tests.lake import Lake
 from tests.test_io_manager import orders, range_tags
 
@@ -236,6 +239,31 @@ def test_preview_never_evaluates_a_lazyframe_again(lake: Lake) -> None:
     lines = metadata["preview"].splitlines()
     assert lines[0] == "| order_id (i64) | amount (f64) | date (date) |"  # the output's columns
     assert lines[2:5] == [f"| {index} | 1.5 | 2024-01-05 |" for index in range(3)]
+
+
+def test_a_run_over_several_partitions_previews_its_first_rows(tmp_path: Any) -> None:
+    manager = previewing(Lake("local", str(tmp_path / "lake")), 2)
+    result = dg.materialize([letters], resources={"io_manager": manager}, tags=range_tags("a", "c"))
+
+    lines = output_metadata(result, "letters")["preview"].splitlines()
+    assert lines[:4] == [
+        "| letter (str) | value (i64) |",
+        "| --- | --- |",
+        "| a | 0 |",
+        "| a | 1 |",
+    ]
+    assert lines[-1] == "_The first rows of this run's output, which wrote 3 files._"
+
+
+def test_a_failed_read_back_is_told_in_the_preview_not_raised(tmp_path: Any) -> None:
+    root = str(tmp_path / "gone")
+    dataset = Dataset(LocalStore(str(tmp_path)), str(tmp_path), root)
+    removed = WrittenFile(f"{root}/data.parquet", (), row_count=1, size_bytes=None)
+
+    text = preview_markdown(pl.LazyFrame({"x": [1]}), dataset, [removed], rows=3)
+
+    assert text is not None
+    assert text.startswith(f"_No preview: reading the first rows of {root}/data.parquet failed")
 
 
 def test_markdown_table_is_bounded_in_rows_columns_and_characters() -> None:
