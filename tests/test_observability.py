@@ -95,6 +95,9 @@ def test_loaded_input_events_carry_partitions_files_bytes_and_uri(lake: Lake) ->
     if lake.endpoint is None:  # a local size is one stat; on S3 it would be a HEAD request
         expected_one["size_bytes"] = sizes["b"]
     assert loaded_inputs(instance, one.run_id) == {"letters": expected_one}
+    # Dagster also records one partition's input metadata as an observation of the upstream
+    observed = instance.all_logs(one.run_id, of_type=dg.DagsterEventType.ASSET_OBSERVATION)
+    assert [entry.asset_observation.partition for entry in observed] == ["b"]
 
 
 def test_input_metadata_asks_no_store_for_sizes_it_was_not_given() -> None:
