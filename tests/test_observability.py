@@ -7,6 +7,7 @@ from typing import Any
 
 import dagster as dg
 import polars as pl
+import pydantic
 import pytest
 
 from pq_io_manager import ConfigurationError, PartitionedParquetIOManager
@@ -203,6 +204,12 @@ def test_bad_preview_rows_metadata_is_refused_before_writing(tmp_path: Any, valu
     with pytest.raises(ConfigurationError, match=r"asset 'orders': metadata 'preview_rows'"):
         dg.materialize([bad], resources={"io_manager": lake.io_manager()})
     assert lake.files() == []
+
+
+@pytest.mark.parametrize("value", [-1, 101])
+def test_bad_preview_rows_field_is_refused_when_the_io_manager_is_built(value: int) -> None:
+    with pytest.raises(pydantic.ValidationError, match="preview_rows"):
+        PartitionedParquetIOManager(base_path="unused", preview_rows=value)
 
 
 def test_preview_never_evaluates_a_lazyframe_again(lake: Lake) -> None:
