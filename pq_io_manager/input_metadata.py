@@ -38,8 +38,8 @@ def input_metadata(
 
 def add_input_metadata(context: InputContext, metadata: Mapping[str, Any], spans_one: bool) -> None:
     """Attach the metadata to the input's LOADED_INPUT event through Dagster's
-    `add_input_metadata` (which also records it as an observation of the upstream asset when
-    the input is unpartitioned or `spans_one` partition)."""
+    `add_input_metadata`, which also records it as an observation of the upstream asset when
+    the input `spans_one` partition or the whole of an unpartitioned asset."""
     try:
         context.add_input_metadata(metadata)
     except Exception:
