@@ -14,6 +14,7 @@ columns, then the typed partition columns) or, if nothing is stored, the partiti
 import types
 import typing
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -36,7 +37,16 @@ from pq_io_manager.storage import Dataset
 Files = list[tuple[str, str, tuple[PartitionColumn, ...]]]  # (partition key, uri, columns)
 
 
-def load(source: AssetSlice, dataset: Dataset, warn: Callable[[str], None]) -> Any:
+@dataclass(frozen=True)
+class Loaded:
+    """What a load hands the input, and the files that value reads (for the input metadata;
+    their listed sizes are in the dataset's `listed_sizes`)."""
+
+    value: Any
+    files: Files
+
+
+def load(source: AssetSlice, dataset: Dataset, warn: Callable[[str], None]) -> Loaded:
     """The value an input is handed: see the module docstring for the shapes."""
     try:
         files = _files(source, dataset, warn)
@@ -44,14 +54,14 @@ def load(source: AssetSlice, dataset: Dataset, warn: Callable[[str], None]) -> A
         if not source.optional:
             raise
         warn(f"{source.where}: {error} The input is Optional, so it gets None.")
-        return None
+        return Loaded(None, [])
     if files is None:  # an op that returned None
-        return None
+        return Loaded(None, [])
     annotation = _element_type(source.annotation)
     if not files and _dict_value_type(annotation) is None:
-        return _as(annotation, _select(empty_frame(source, dataset), source))
+        return Loaded(_as(annotation, _select(empty_frame(source, dataset), source)), [])
     try:
-        return shape_input(annotation, dataset, files, source)
+        return Loaded(shape_input(annotation, dataset, files, source), files)
     except Exception as error:  # listed, then read: was a file removed meanwhile?
         raise_if_removed(dataset, [uri for _, uri, _ in files], error, source.where)
         raise

@@ -33,6 +33,7 @@ from pq_io_manager.frames import (
     split_by_values,
 )
 from pq_io_manager.housekeeping import sweep_once
+from pq_io_manager.input_metadata import add_input_metadata, input_metadata
 from pq_io_manager.inputs import load
 from pq_io_manager.layout import (
     PartitionColumn,
@@ -44,6 +45,7 @@ from pq_io_manager.maintenance import StorageMaintenance
 from pq_io_manager.op_outputs import refuse_non_frame, write_frame, write_none
 from pq_io_manager.output_metadata import output_metadata, partition_metadata
 from pq_io_manager.partitions import split_columns
+from pq_io_manager.preview import MAX_PREVIEW_ROWS, preview_rows
 from pq_io_manager.resource_fields import check_fields
 from pq_io_manager.s3_store import S3Store
 from pq_io_manager.storage import Dataset, WrittenFile
@@ -115,6 +117,18 @@ class PartitionedParquetIOManager(ConfigurableIOManager, StorageMaintenance):
     statistics: bool = STATISTICS_FIELD
     row_group_size: int | None = ROW_GROUP_SIZE_FIELD
     data_page_size: int | None = DATA_PAGE_SIZE_FIELD
+    # Observability in the UI (the input side needs no setting: see input_metadata).
+    preview_rows: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_PREVIEW_ROWS,
+        description=(
+            "Show the first this many rows of each output as a Markdown table (`preview`) in "
+            "its materialization metadata; an asset's own `preview_rows` metadata overrides "
+            "it. Never evaluates a LazyFrame again: its rows are read back from the first "
+            f"file written. At most {MAX_PREVIEW_ROWS}. Default: 0 (no preview)."
+        ),
+    )
     _store: Store | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
@@ -157,6 +171,7 @@ class PartitionedParquetIOManager(ConfigurableIOManager, StorageMaintenance):
         if target.op_output is not None:
             refuse_non_frame(obj, target.where)
         frame = check_frame_type(obj, target.where)
+        rows = preview_rows(target.metadata, self.preview_rows, target.where)
         dataset = self._dataset(target, writing=True)
         with _translate_errors(WriteError, target.where, dataset.root):
             if target.op_output is not None:
@@ -165,7 +180,7 @@ class PartitionedParquetIOManager(ConfigurableIOManager, StorageMaintenance):
                 written = self._write_partitions(target, dataset, frame)
             else:
                 written = self._write_whole(context, dataset, frame, target.where)
-        _report(context, target, dataset, frame, written)
+        _report(context, target, dataset, frame, written, rows)
 
     def load_input(self, context: InputContext) -> Any:
         """Load an upstream asset lazily (only the partitions this input asks for), or an op
@@ -173,7 +188,10 @@ class PartitionedParquetIOManager(ConfigurableIOManager, StorageMaintenance):
         source = input_slice(context)
         dataset = self._dataset(source)
         with _translate_errors(ReadError, source.where, dataset.root):
-            return load(source, dataset, context.log.warning)
+            loaded = load(source, dataset, context.log.warning)
+        metadata = input_metadata(dataset.root, loaded.files, dataset.listed_sizes)
+        add_input_metadata(context, metadata, not source.partitioned or len(source.partitions) == 1)
+        return loaded.value
 
     def _handle_none(self, context: OutputContext, target: AssetSlice) -> None:
         if target.op_output is None:
@@ -259,12 +277,13 @@ def _report(
     dataset: Dataset,
     frame: Frame,
     written: Sequence[WrittenFile],
+    rows: int,
 ) -> None:
-    """Log each file; attach output metadata and, for a run over several partitions, each
-    partition's own metadata to that partition's materialization."""
+    """Log each file; attach output metadata (with a preview of `rows` rows) and, for a run over
+    several partitions, each partition's own metadata to that partition's materialization."""
     for file in written:
         context.log.info(f"wrote {file.row_count} rows ({file.size_bytes} bytes) to {file.uri}")
-    context.add_output_metadata(output_metadata(target, dataset, frame, written))
+    context.add_output_metadata(output_metadata(target, dataset, frame, written, rows))
     partitions = partition_metadata(target, dataset, written)
     if partitions and not _has_step_context(context):
         # e.g. `build_output_context()` in a user's unit test: only the run totals apply

@@ -8,23 +8,33 @@ from dagster import MetadataValue, TableColumn, TableSchema
 
 from pq_io_manager.asset_slice import AssetSlice
 from pq_io_manager.frames import Frame
+from pq_io_manager.preview import preview_markdown, short_dtype
 from pq_io_manager.storage import Dataset, WrittenFile
 from pq_io_manager.write_options import WRITE_OPTIONS_KEY
 
 
 def output_metadata(
-    target: AssetSlice, dataset: Dataset, frame: Frame, written: Sequence[WrittenFile]
+    target: AssetSlice,
+    dataset: Dataset,
+    frame: Frame,
+    written: Sequence[WrittenFile],
+    preview_rows: int = 0,
 ) -> dict[str, Any]:
-    """Row count, column schema, URI, files and size of everything one output wrote, and the
-    Parquet write options it was written with."""
+    """Row count, column schema (types as polars prints them: `datetime[μs, UTC]`), URI, files
+    and size of everything one output wrote, the Parquet write options it was written with, and
+    a `preview` of its first `preview_rows` rows."""
     schema = frame.collect_schema()
-    return {
+    metadata = {
         **_files_metadata(target, written, dataset.root),
         "dagster/column_schema": TableSchema(
-            columns=[TableColumn(name, str(dtype)) for name, dtype in schema.items()]
+            columns=[TableColumn(name, short_dtype(dtype)) for name, dtype in schema.items()]
         ),
         WRITE_OPTIONS_KEY: MetadataValue.json(dataset.write_options.describe()),
     }
+    preview = preview_markdown(frame, dataset, written, preview_rows)
+    if preview is not None:
+        metadata["preview"] = MetadataValue.md(preview)
+    return metadata
 
 
 def partition_metadata(

@@ -62,7 +62,9 @@ def find_files(
 def split_files(dataset: Dataset, names: Sequence[str], where: str) -> Located:
     """Every data file of an asset split by `names`, with typed column values (only files
     of exactly that shape: never another asset's or another tool's)."""
-    uris = list(data_files(dataset.store, dataset.root, names))
+    listed = data_files(dataset.store, dataset.root, names)
+    dataset.listed_sizes.update(listed)
+    uris = list(listed)
     if not uris:
         raise MissingPartitionError(
             f"{where}: no data below {dataset.root}. Materialize the upstream asset first."
@@ -157,6 +159,7 @@ def _existing(dataset: Dataset, uris: list[str], hive: Mapping[str, pl.DataType]
             listed = dataset.store.list_directories(directories)
         except Exception:  # e.g. a role without s3:ListBucket: ask for each file instead
             return _probed(dataset, uris)
+    dataset.listed_sizes.update(listed)
     return set(uris) & set(listed)
 
 

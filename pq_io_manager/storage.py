@@ -75,6 +75,8 @@ class Dataset:
     loaded_records: dict[str, SchemaRecord | None] = dataclasses.field(
         default_factory=dict, compare=False
     )
+    # Sizes of the files a load's listing saw (reported in the input metadata at no cost).
+    listed_sizes: dict[str, int] = dataclasses.field(default_factory=dict, compare=False)
 
     def file_for(self, columns: Sequence[PartitionColumn]) -> str:
         """The data file of the partition with these column values."""

@@ -100,9 +100,9 @@ def test_output_metadata_and_log(lake: Lake) -> None:
     assert metadata["dagster/partition_row_count"].value == 4
     schema = metadata["dagster/column_schema"].value
     assert [(column.name, column.type) for column in schema.columns] == [
-        ("order_id", "Int64"),
-        ("amount", "Float64"),
-        ("country", "String"),
+        ("order_id", "i64"),
+        ("amount", "f64"),
+        ("country", "str"),
     ]
     assert metadata["dagster/uri"].value == lake.uri("orders/date=2024-01-05")
     assert metadata["size_bytes"].value > 0

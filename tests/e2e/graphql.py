@@ -80,6 +80,26 @@ query RunMessages($runId: ID!) {
   }
 }
 """
+LOADED_INPUTS = """
+query LoadedInputs($runId: ID!) {
+  logsForRun(runId: $runId) {
+    __typename
+    ... on EventConnection {
+      events {
+        __typename
+        ... on LoadedInputEvent {
+          inputName
+          metadataEntries {
+            label
+            ... on IntMetadataEntry { intRepr }
+            ... on PathMetadataEntry { path }
+          }
+        }
+      }
+    }
+  }
+}
+"""
 BACKFILL_DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 
@@ -176,6 +196,19 @@ def run_messages(server: DagsterDev, run_id: str) -> list[str]:
     """The messages of a run's event log."""
     logs = server.graphql(RUN_MESSAGES, {"runId": run_id})["logsForRun"]
     return [event.get("message", "") for event in logs.get("events", [])]
+
+
+def loaded_input_metadata(server: DagsterDev, run_id: str) -> dict[str, dict[str, str]]:
+    """The metadata of each LOADED_INPUT event of a run by input name (ints and paths as text)."""
+    logs = server.graphql(LOADED_INPUTS, {"runId": run_id})["logsForRun"]
+    return {
+        event["inputName"]: {
+            entry["label"]: entry.get("intRepr", entry.get("path", ""))
+            for entry in event["metadataEntries"]
+        }
+        for event in logs.get("events", [])
+        if event["__typename"] == "LoadedInputEvent"
+    }
 
 
 def _mutate(
