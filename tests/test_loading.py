@@ -174,7 +174,9 @@ def test_dataframe_input_is_collected(lake: Lake) -> None:
 
 
 def test_each_load_reuses_the_decoded_schema_record(monkeypatch: pytest.MonkeyPatch) -> None:
-    record = SchemaRecord({"column_only_this_test_stores": pl.Int64()}, {}, {"date": pl.Date()})
+    record = SchemaRecord(
+        {"column_only_this_test_stores": pl.Int64()}, {}, {"day_of_it": pl.Date()}
+    )
     stored = record.to_bytes()
     decodes: list[object] = []
     read_ipc = pl.read_ipc
