@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from benchmarks import chart, report
 from benchmarks.contenders import RAW
@@ -75,7 +76,7 @@ def run_store(name: str, sizes: Sizes, workdir: Path, scenarios: tuple[int, ...]
     return rows
 
 
-def _meta(sizes: Sizes, stores: list[str], seconds: float) -> dict[str, object]:
+def _meta(sizes: Sizes, stores: list[str], seconds: float) -> dict[str, Any]:
     return {
         "date": dt.date.today().isoformat(),
         "machine": report.machine(),
@@ -108,16 +109,21 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     add_ratios(rows, RAW)
-    meta = _meta(sizes, stores, time.monotonic() - started)
+    publish(output, rows, _meta(sizes, stores, time.monotonic() - started))
+    return 0
+
+
+def publish(output: Path, rows: list[Row], meta: dict[str, Any]) -> None:
+    """Write `results.json`, `chart.png` and `results.md` (goals checked on `rows`)."""
+    stores: list[str] = meta["stores"]
     checks = report.goals(rows, stores)
     main_rows = [row for row in rows if parse_name(row.scenario) is None]
     tables = [report.markdown_table(main_rows), scale_table(rows), report.goals_table(checks)]
     text = "\n\n".join(table for table in tables if table)
     report.write_json(output / "results.json", meta, rows, checks)
-    chart.draw(output / "chart.png", rows, stores, f"{sizes.mode} mode, {meta['date']}")
+    chart.draw(output / "chart.png", rows, stores, f"{meta['mode']} mode, {meta['date']}")
     (output / "results.md").write_text(f"{text}\n")
     print(f"\n{text}\n\nwrote {output}/results.json, chart.png, results.md")
-    return 0
 
 
 if __name__ == "__main__":

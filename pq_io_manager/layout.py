@@ -186,6 +186,8 @@ def check_column_name(name: str, where: str) -> str:
 
 def storage_problem(uri: str) -> str | None:
     """Why a file cannot be stored under this name on every supported store, or None."""
+    if uri.isascii() and len(uri) <= MAX_NAME_BYTES:  # no level nor key is longer than it
+        return None
     levels = uri.split("://", 1)[-1].split("/")
     longest = max(levels, key=lambda level: len(level.encode()))
     if len(longest.encode()) > MAX_NAME_BYTES:

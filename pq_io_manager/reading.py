@@ -10,7 +10,6 @@ No Dagster import.
 """
 
 import json
-import posixpath
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -151,16 +150,15 @@ def _existing(dataset: Dataset, uris: list[str], hive: Mapping[str, pl.DataType]
         return set()
     if len(uris) == 1:
         return set(uris) if has_file(dataset, uris[0], hive) else set()
-    directories = sorted({posixpath.dirname(uri) for uri in uris})
     with ThreadPoolExecutor(2) as pool:
         if dataset.store.parallel_reads > 1:  # the scan will need the record: read it meanwhile
             pool.submit(_record, dataset, list(hive))
         try:
-            listed = dataset.store.list_directories(directories)
+            found = dataset.store.existing(uris)
         except Exception:  # e.g. a role without s3:ListBucket: ask for each file instead
             return _probed(dataset, uris)
-    dataset.listed_sizes.update(listed)
-    return set(uris) & set(listed)
+    dataset.listed_sizes.update(found)
+    return set(found)
 
 
 def _probed(dataset: Dataset, uris: list[str]) -> set[str]:

@@ -13,6 +13,7 @@ import botocore.exceptions
 from pq_io_manager.credentials import S3Connection
 from pq_io_manager.errors import brief
 from pq_io_manager.s3_housekeeping import Bucket
+from pq_io_manager.s3_timestamps import use_fast_timestamps
 from pq_io_manager.stores import Presence, Versioned, list_each
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class S3Store:
     def client(self) -> "S3Client":
         """A boto3 client, created on first use."""
         if self._client is None:
+            use_fast_timestamps(self.connection.session)  # listings parse one per key
             self._client = self.connection.client()
         return self._client
 
@@ -86,6 +88,11 @@ class S3Store:
             if len(listed) < limit:
                 return {uri: size for uri, size in listed.items() if _parent(uri) in wanted}
         return list_each(self, sorted(wanted))
+
+    def existing(self, uris: Sequence[str]) -> dict[str, int]:
+        """The files among `uris` that one listing of their directories finds, to sizes."""
+        listed = self.list_directories(sorted({posixpath.dirname(uri) for uri in uris}))
+        return {uri: listed[uri] for uri in uris if uri in listed}
 
     def _list_prefix(
         self, prefix_uri: str, limit: int | None, this_level: bool = False

@@ -9,6 +9,7 @@ conflicting first writers, exactly one wins. It lives outside the dataset (see
 """
 
 import base64
+import functools
 import io
 import json
 import random
@@ -154,4 +155,10 @@ def _encode(columns: Mapping[str, pl.DataType]) -> str:
 
 
 def _decode(text: str) -> dict[str, pl.DataType]:
-    return dict(pl.read_ipc(io.BytesIO(base64.b64decode(text))).schema)
+    return dict(_decoded(text))
+
+
+@functools.lru_cache(maxsize=256)
+def _decoded(text: str) -> tuple[tuple[str, pl.DataType], ...]:
+    # every load reads the record; decoding its IPC schemas costs more than the read (local)
+    return tuple(pl.read_ipc(io.BytesIO(base64.b64decode(text))).schema.items())

@@ -1,5 +1,7 @@
 """Loading inputs: lazy scans with pushdown, only the partitions asked for, and credentials."""
 
+from typing import Any
+
 import dagster as dg
 import polars as pl
 import pytest
@@ -7,6 +9,7 @@ from dagster._core.types.dagster_type import resolve_dagster_type
 from dagster_aws.s3 import S3Resource
 
 from pq_io_manager import CredentialsError, PartitionedParquetIOManager, WriteError
+from pq_io_manager.schema_record import SchemaRecord
 from tests.lake import Lake, s3_lake
 from tests.servers import S3Endpoint
 from tests.servers.moto_server import MotoServer
@@ -168,3 +171,23 @@ def test_dataframe_input_is_collected(lake: Lake) -> None:
     materialize(lake, [orders], partition_key="2024-01-05")
     result = materialize(lake, [orders, eager], selection=[eager], partition_key="2024-01-05")
     assert result.output_for_node("eager").drop("date").equals(orders_for("2024-01-05"))
+
+
+def test_each_load_reuses_the_decoded_schema_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    record = SchemaRecord(
+        {"column_only_this_test_stores": pl.Int64()}, {}, {"day_of_it": pl.Date()}
+    )
+    stored = record.to_bytes()
+    decodes: list[object] = []
+    read_ipc = pl.read_ipc
+
+    def counted(source: Any, **options: Any) -> pl.DataFrame:
+        decodes.append(source)
+        return read_ipc(source, **options)
+
+    monkeypatch.setattr(pl, "read_ipc", counted)
+
+    loads = [SchemaRecord.from_bytes(stored) for _ in range(3)]
+
+    assert all(load.schema() == record.schema() for load in loads)
+    assert len(decodes) == 2  # the data and the partition schema, once each

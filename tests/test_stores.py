@@ -95,3 +95,31 @@ def test_local_directories_are_listed_with_the_same_meaning(tmp_path: Path) -> N
 
     assert set(found) == expected(base)
     assert all(size == len(uri[len(base) + 1 :]) for uri, size in found.items())
+
+
+def test_local_existence_is_asked_of_each_file_only(tmp_path: Path) -> None:
+    base = tmp_path.as_posix()
+    for key in KEYS[:2]:
+        (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / key).write_bytes(b"x")
+    (tmp_path / "asset/date=2024-01-02/data.parquet").mkdir(parents=True)  # not a file
+    asked = [f"{base}/{key}" for key in KEYS[:1]] + [
+        f"{base}/asset/date=2024-01-02/data.parquet",
+        f"{base}/asset/date=2024-01-03/data.parquet",
+    ]
+
+    assert LocalStore(base).existing(asked) == {f"{base}/{KEYS[0]}": 1}
+
+
+def test_s3_existence_is_one_listing_of_the_files_directories(
+    s3_endpoint: S3Endpoint, bucket: str
+) -> None:
+    store, listings = s3_store(s3_endpoint, bucket)
+    asked = [f"s3://{bucket}/{directory}/data.parquet" for directory in WANTED] + [
+        f"s3://{bucket}/asset/date=2024-01-13/data.parquet"
+    ]
+
+    found = store.existing(asked)
+
+    assert set(found) == set(asked[:2])
+    assert listings == ["asset/date=2024-01-1"]
