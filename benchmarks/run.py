@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import chart, report
+from benchmarks.backfill_rss import backfill_rss
 from benchmarks.contenders import RAW
 from benchmarks.data import FULL, QUICK, Sizes
 from benchmarks.measure import Row, add_ratios
@@ -36,6 +37,7 @@ SCENARIOS: tuple[Callable[[Session], list[Row]], ...] = (
     stream,
     filter_day,
     scale,
+    backfill_rss,
 )
 REPO = Path(__file__).resolve().parents[1]
 
