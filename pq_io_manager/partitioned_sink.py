@@ -2,14 +2,15 @@
 
 Each distinct value of the key columns becomes one file named like every staged file
 (`{staging}/{32 hex}.parquet`, flat), so the start-of-process sweep removes it when this
-process dies mid-write. polars reports each file's row count and size when the sink
-finishes; nothing is re-read. No Dagster import.
+process dies mid-write. polars asks for each file's name (in the stream, before writing its
+rows), where the caller labels the key (or refuses it, stopping the stream), and reports each
+file's row count when the sink finishes; nothing is re-read. No Dagster import.
 """
 
 import posixpath
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +23,9 @@ from pq_io_manager.stores import LocalStore, Store
 
 @dataclass(frozen=True)
 class SinkedFile:
-    """One staged file: the key columns' values of all its rows, and what polars wrote."""
+    """One staged file: the label of its rows' key, and what polars wrote."""
 
-    keys: tuple[Any, ...]
+    label: Any
     staged: str
     row_count: int
 
@@ -33,10 +34,11 @@ class PartitionedSink:
     """A partitioned sink into `staging`; it remembers every file it named, so a failed sink's
     files (polars commits truncated ones) can all be discarded."""
 
-    def __init__(self, store: Store, staging: str) -> None:
+    def __init__(self, store: Store, staging: str, label: Callable[[pl.DataFrame], Any]) -> None:
         self.store = store
         self.staging = staging
-        self.named: dict[str, tuple[Any, ...]] = {}
+        self.label = label  # called with one row of the key columns; may raise to refuse it
+        self.named: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     def staged_uris(self) -> list[str]:
@@ -67,24 +69,26 @@ class PartitionedSink:
         return self._files(reported)
 
     def _name(self, arguments: FileProviderArgs) -> str:
+        label = self.label(arguments.partition_keys)
         name = f"{uuid.uuid4().hex}.parquet"
         with self._lock:
-            self.named[name] = arguments.partition_keys.row(0)
+            self.named[name] = label
         return name
 
     def _files(self, reported: list[SinkedPathsCallbackArgs]) -> list[SinkedFile]:
         files = [path for report in reported for path in report.paths]
         with self._lock:
             named = dict(self.named)
-        keys = [named[posixpath.basename(file.path)] for file in files]
-        if len(set(keys)) != len(keys) or len(files) != len(named):
+        labels = [named[posixpath.basename(file.path)] for file in files]
+        if len(set(labels)) != len(labels) or len(files) != len(named):
             raise WriteError(
-                f"polars wrote {len(files)} file(s) for {len(set(keys))} partition(s) "
-                f"(named {len(named)}) into {self.staging}; nothing was published"
+                f"polars wrote {len(files)} file(s) for {len(set(labels))} partition(s) "
+                f"(named {len(named)}) into {self.staging}, not one file per partition; "
+                "nothing was published. Check that polars is the version this package pins."
             )
         return [
             SinkedFile(
                 key, posixpath.join(self.staging, posixpath.basename(file.path)), file.num_rows
             )
-            for key, file in zip(keys, files, strict=True)
+            for key, file in zip(labels, files, strict=True)
         ]

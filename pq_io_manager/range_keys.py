@@ -1,10 +1,11 @@
-"""Which partition of a run's range each row belongs to, computed in the stream.
+"""Which partition of a run's range each row belongs to, decided in the stream.
 
-A run over several partitions streams its output once; every row gets the index of its
-partition in the run's list of targets, from the exact typed partition values (so the two
-01:00 of a DST change and nanoseconds stay apart). Rows whose values name no partition of the
-range get a null index: the partitioned sink gathers them into one staged file, which the
-writer refuses before anything is published (`refusal` then says which values were wrong).
+A run over several partitions streams its output once, keyed by each row's exact typed
+partition values (null where a value names no partition exactly: never truncated, the two
+01:00 of a DST change kept apart). polars' partitioned sink asks for a file name once per
+distinct key, in the stream, before writing any of its rows; `RangeIndex.locate` answers with
+the key's partition of the range or refuses the key, which stops the stream at once. Per row
+this costs only the typed conversion (no per-row lookup, which polars 2.1 would not stream).
 No I/O and no Dagster import.
 """
 
@@ -13,15 +14,98 @@ from collections.abc import Sequence
 import polars as pl
 
 from pq_io_manager.errors import PartitionValueError, brief
+from pq_io_manager.hive_values import datetime_text_expression
 from pq_io_manager.layout import PartitionColumn
 from pq_io_manager.partition_casts import exact_values, uncastable
 
-KEY = "__pq_io_manager_partition"
-"""The column holding each row's index in the run's targets (never stored)."""
-_INEXACT = "__pq_io_manager_inexact_"
+KEY_PREFIX = "__pq_io_manager_key_"
+"""The key columns (each partition column's exact values) are this prefix + the name."""
 _EXAMPLE = "__pq_io_manager_example_"
 
 Targets = Sequence[tuple[PartitionColumn, ...]]
+
+
+class RefusedKeyError(Exception):
+    """A key of the stream names no partition of the run (raised inside polars' sink)."""
+
+    def __init__(self, texts: tuple[str | None, ...]) -> None:
+        super().__init__(f"partition key {texts} is outside the run's range")
+        self.texts = texts
+
+
+class RangeIndex:
+    """The run's targets by the hive text of their values."""
+
+    def __init__(self, targets: Targets) -> None:
+        self.targets = list(targets)
+        self.names = [column.name for column in targets[0]]
+        self._texts = [_text_expression(column) for column in targets[0]]
+        self._by_texts = {
+            tuple(column.hive_text for column in target): index
+            for index, target in enumerate(targets)
+        }
+
+    def key_columns(self, schema: pl.Schema, where: str) -> list[pl.Expr]:
+        """The key columns: each partition column's exact values (null where inexact)."""
+        return [
+            _exact(column, schema, [target[position] for target in self.targets], where).alias(
+                KEY_PREFIX + column.name
+            )
+            for position, column in enumerate(self.targets[0])
+        ]
+
+    def locate(self, keys: pl.DataFrame) -> int:
+        """The index in the targets of the key in `keys` (one row of the key columns).
+
+        Raises:
+            RefusedKeyError: when the key names no partition of the run (or holds a null).
+        """
+        texts: tuple[str | None, ...] = keys.select(self._texts).row(0)
+        found = None if None in texts else self._by_texts.get(texts)
+        if found is None:
+            raise RefusedKeyError(texts)
+        return found
+
+    def refusal(
+        self, frame: pl.LazyFrame, refused: RefusedKeyError, where: str
+    ) -> PartitionValueError:
+        """The error for an output that holds the `refused` key."""
+        if None not in refused.texts:
+            example = dict(zip(self.names, refused.texts, strict=True))
+            return PartitionValueError(
+                f"{where}: rows carry partition values outside the run's partitions, e.g. "
+                f"{example}; nothing was written"
+            )
+        return self._inexact(frame, where)
+
+    def _inexact(self, frame: pl.LazyFrame, where: str) -> PartitionValueError:
+        # asked on this failure path only: the partition columns are read again, in one
+        # streaming aggregation, to count the rows and show one as the output holds it
+        schema = frame.collect_schema()
+        nulls = {
+            name: key.is_null()
+            for name, key in zip(self.names, self.key_columns(schema, where), strict=True)
+        }
+        found = frame.select(
+            *[null.sum().alias(name) for name, null in nulls.items()],
+            *[
+                pl.col(name).filter(null).first().alias(_EXAMPLE + name)
+                for name, null in nulls.items()
+            ],
+        )
+        try:
+            row = found.collect(engine="streaming").row(0, named=True)
+        except Exception as error:  # the output's query failed on this second read
+            return PartitionValueError(
+                f"{where}: rows have partition values that name no partition exactly (finding "
+                f"an example failed: {brief(error)}); nothing was written"
+            )
+        name = next((name for name in self.names if row[name]), self.names[0])
+        return PartitionValueError(
+            f"{where}: {row[name]} row(s) have a {name!r} value that names no partition exactly "
+            f"(e.g. {row[_EXAMPLE + name]!r}); partition columns cannot be null, finer than the "
+            "partition (they are never truncated) or ambiguous; nothing was written"
+        )
 
 
 def missing_columns(schema: pl.Schema, targets: Targets, where: str) -> None:
@@ -34,72 +118,14 @@ def missing_columns(schema: pl.Schema, targets: Targets, where: str) -> None:
         )
 
 
-def range_key(schema: pl.Schema, targets: Targets, where: str) -> pl.Expr:
-    """Each row's index in `targets` (UInt32, named `KEY`); null when its values name none of
-    them (null, inexact or outside the range)."""
-    code: pl.Expr = pl.lit(0, dtype=pl.UInt64)
-    target_codes = [0] * len(targets)
-    for position, column in enumerate(targets[0]):
-        values = _distinct([target[position] for target in targets])
-        texts = [value.hive_text for value in values]
-        literals = pl.select(pl.concat([value.literal() for value in values])).to_series()
-        index = _exact(column, schema, values, where).replace_strict(
-            literals, range(len(values)), default=None, return_dtype=pl.UInt64
-        )
-        code = code * len(values) + index
-        target_codes = [
-            previous * len(values) + texts.index(target[position].hive_text)
-            for previous, target in zip(target_codes, targets, strict=True)
-        ]
-    matched = code.replace_strict(
-        target_codes, range(len(targets)), default=None, return_dtype=pl.UInt32
-    )
-    return matched.alias(KEY)
-
-
-def refusal(
-    frame: pl.LazyFrame, targets: Targets, refused_rows: int, where: str
-) -> PartitionValueError:
-    """The error for an output whose `refused_rows` rows name no partition of the run, with
-    an example. Asked only on this failure path: it reads the output's partition columns
-    again, in one streaming aggregation."""
-    schema = frame.collect_schema()
-    names = [column.name for column in targets[0]]
-    flags = {
-        name: _exact(column, schema, [t[i] for t in targets], where).is_null()
-        for i, (name, column) in enumerate(zip(names, targets[0], strict=True))
-    }
-    refused = frame.select(names).filter(range_key(schema, targets, where).is_null())
-    found = refused.select(
-        pl.len(),
-        *[flag.sum().alias(_INEXACT + name) for name, flag in flags.items()],
-        *[pl.col(name).filter(flag).first().alias(_EXAMPLE + name) for name, flag in flags.items()],
-        *[pl.col(name).first() for name in names],
-    )
-    try:
-        row = found.collect(engine="streaming").row(0, named=True)
-    except Exception as error:  # the output's query failed on this second read
-        return PartitionValueError(
-            f"{where}: {refused_rows} row(s) carry partition values that name no partition of "
-            f"the run exactly (reading an example failed: {brief(error)}); nothing was written"
-        )
-    for name in names:
-        if row[_INEXACT + name]:
-            return PartitionValueError(
-                f"{where}: {row[_INEXACT + name]} row(s) have a {name!r} value that names no "
-                f"partition exactly (e.g. {row[_EXAMPLE + name]!r}); partition columns cannot "
-                "be null, finer than the partition (they are never truncated) or ambiguous"
-            )
-    example = {name: str(row[name]) for name in names}
-    return PartitionValueError(
-        f"{where}: {row['len'] or refused_rows} row(s) carry partition values outside the "
-        f"run's partitions, e.g. {example}; nothing was written"
-    )
-
-
-def _distinct(values: Sequence[PartitionColumn]) -> list[PartitionColumn]:
-    by_text = {value.hive_text: value for value in reversed(values)}
-    return [by_text[text] for text in dict.fromkeys(value.hive_text for value in values)]
+def _text_expression(column: PartitionColumn) -> pl.Expr:
+    """The hive text of a key column's exact values (as `PartitionColumn.hive_text`)."""
+    values = pl.col(KEY_PREFIX + column.name)
+    if isinstance(column.dtype, pl.Datetime):
+        return datetime_text_expression(values, column.dtype)
+    if column.dtype == pl.Date:
+        return values.dt.to_string("%Y-%m-%d")
+    return values.cast(pl.String)
 
 
 def _exact(

@@ -3,16 +3,17 @@
 A run over a range of partitions (a single-run backfill) and an unpartitioned asset split by
 its `partition_by` columns are written alike: the output (a DataFrame too, through `.lazy()`,
 so it is never copied once per partition) is sunk in one streaming pass with polars'
-partitioned sink into staging, each row's partition computed in the stream (rows naming no
-partition of the range are gathered in one staged file and refused). Only when the whole
-stream succeeded, no row was refused, and every partition of the range without rows is staged
+partitioned sink into staging, each row's partition decided in the stream (a key naming no
+partition of the range stops it: see `range_keys`). Only when the whole stream succeeded and
+every partition of the range without rows is staged
 as an empty file with the schema, is anything published: a range partition by partition, each
 atomically like a single-partition write; a split asset replaced whole under its writer lock
 (`replacement`). Any failure before that removes every staged file. No Dagster import.
 """
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import polars as pl
 
@@ -21,7 +22,7 @@ from pq_io_manager.errors import PqIOManagerError, WriteError, brief
 from pq_io_manager.frames import Frame
 from pq_io_manager.layout import PartitionColumn, check_storable, staging_directory
 from pq_io_manager.partitioned_sink import PartitionedSink, SinkedFile
-from pq_io_manager.range_keys import KEY, missing_columns, range_key, refusal
+from pq_io_manager.range_keys import KEY_PREFIX, RangeIndex, RefusedKeyError, missing_columns
 from pq_io_manager.replacement import replace_staged
 from pq_io_manager.splits import split_keys
 from pq_io_manager.staged_files import Staged, discard_all, run_all
@@ -45,20 +46,21 @@ def write_range(
     missing_columns(schema, targets, where)
     for target, description in zip(targets, descriptions, strict=True):
         check_storable(dataset.file_for(target), description)  # all, before writing any
-    keyed = lazy.with_columns(range_key(schema, targets, where))
-    keyed = keyed.drop([column.name for column in targets[0]])
-    casts = dataset.schema_casts(targets[0], keyed.drop(KEY).collect_schema(), where)
+    index = RangeIndex(targets)
+    keyed = lazy.with_columns(index.key_columns(schema, where)).drop(index.names)
+    key_names = [KEY_PREFIX + name for name in index.names]
+    data_schema = keyed.drop(key_names).collect_schema()
+    casts = dataset.schema_casts(targets[0], data_schema, where)
     keyed = keyed.with_columns(pl.col(name).cast(dtype) for name, dtype in casts.items())
     types = {column.name: column.dtype for column in targets[0]}
-    sinked = _sink(dataset, keyed, [KEY], types, where)
-    refused = sum(file.row_count for file in sinked if file.keys[0] is None)
-    if refused:  # rows naming no partition of the range: nothing is published
-        discard_all(dataset.store, [file.staged for file in sinked])
-        raise refusal(lazy, targets, refused, where)
-    staged = [_staged(dataset, targets[file.keys[0]], file) for file in sinked]
-    found = {file.keys[0] for file in sinked}
-    empty = pl.DataFrame(schema=keyed.drop(KEY).collect_schema())
-    without_rows = [target for index, target in enumerate(targets) if index not in found]
+    try:
+        sinked = _sink(dataset, keyed, key_names, index.locate, types, where)
+    except RefusedKeyError as refused:  # a key outside the range: nothing was published
+        raise index.refusal(lazy, refused, where) from refused
+    staged = [_staged(dataset, targets[file.label], file) for file in sinked]
+    found = {file.label for file in sinked}
+    empty = pl.DataFrame(schema=keyed.drop(key_names).collect_schema())
+    without_rows = [target for position, target in enumerate(targets) if position not in found]
     staged += _stage_empty(dataset, without_rows, empty, staged, where)
     return _publish_each(dataset, staged, where)
 
@@ -69,8 +71,8 @@ def replace_split(
     """Replace an unpartitioned asset by its output split by the values of `names`."""
     keys = split_keys(frame.lazy(), names, where)
     data_schema = keys.data().collect_schema()
-    sinked = _sink(dataset, keys.frame, keys.key_names, keys.dtypes, where)
-    staged = [_staged(dataset, keys.columns(file.keys), file) for file in sinked]
+    sinked = _sink(dataset, keys.frame, keys.key_names, _first_row, keys.dtypes, where)
+    staged = [_staged(dataset, keys.columns(file.label), file) for file in sinked]
     if not staged:  # an empty output still records its schema, as one empty null partition
         nulls = keys.columns([None] * len(names))
         staged = _stage_empty(dataset, [nulls], pl.DataFrame(schema=data_schema), [], where)
@@ -87,19 +89,24 @@ def _sink(
     dataset: Dataset,
     frame: pl.LazyFrame,
     key_names: Sequence[str],
+    label: Callable[[pl.DataFrame], Any],
     types: Mapping[str, pl.DataType],
     where: str,
 ) -> list[SinkedFile]:
-    sink = PartitionedSink(dataset.store, staging_directory(dataset.base_path))
+    sink = PartitionedSink(dataset.store, staging_directory(dataset.base_path), label)
     metadata = {PARTITION_TYPES_KEY: json.dumps({name: str(t) for name, t in types.items()})}
     try:
         return sink.run(frame, key_names, metadata)
-    except PqIOManagerError:
+    except (PqIOManagerError, RefusedKeyError):
         discard_all(dataset.store, sink.staged_uris())
         raise
     except BaseException as error:  # also on KeyboardInterrupt: never leave staging behind
         discard_all(dataset.store, sink.staged_uris())
         raise write_error(error, where, dataset.root) from error
+
+
+def _first_row(keys: pl.DataFrame) -> tuple[Any, ...]:
+    return keys.row(0)
 
 
 def _staged(dataset: Dataset, columns: Target, file: SinkedFile) -> Staged:
