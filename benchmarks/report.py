@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import scale_report
+from benchmarks.backfill_rss import goals as backfill_goals
 from benchmarks.contenders import ALTERNATIVES, OURS, RAW, RAW_PREFIX
 from benchmarks.measure import Row
 
@@ -72,6 +73,7 @@ def goals(rows: Sequence[Row], stores: Sequence[str]) -> list[dict[str, Any]]:
             ratio = ours.peak_rss_mb / raw.peak_rss_mb
         checks.append(_goal("stream peak RSS <= 1.25x raw", store, ratio, 1.25, "x"))
         checks.extend(_ahead(rows, store))
+        checks.extend(backfill_goals(list(rows), store))
     return checks
 
 

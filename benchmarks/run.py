@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import chart, report
+from benchmarks.backfill_rss import backfill_rss
 from benchmarks.contenders import RAW
 from benchmarks.data import FULL, QUICK, Sizes
 from benchmarks.measure import Row, add_ratios
@@ -37,6 +38,7 @@ SCENARIOS: tuple[Callable[[Session], list[Row]], ...] = (
     stream,
     filter_day,
     scale,
+    backfill_rss,
 )
 REPO = Path(__file__).resolve().parents[1]
 

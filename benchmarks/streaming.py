@@ -35,10 +35,10 @@ def _job(session: Session, contender: str, source: str) -> dict[str, Any]:
     }
 
 
-def run_child(job: dict[str, Any]) -> dict[str, float]:
+def run_child(job: dict[str, Any], module: str = "benchmarks.stream_child") -> dict[str, float]:
     """Run one measurement in a fresh interpreter; raise with its stderr tail on failure."""
     completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.stream_child"],
+        [sys.executable, "-m", module],
         input=json.dumps(job),
         capture_output=True,
         text=True,

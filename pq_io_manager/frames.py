@@ -1,4 +1,4 @@
-"""polars-side preparation of outputs: partition column checks, typing and splitting.
+"""polars-side preparation of outputs: frame type and partition column checks, typing.
 
 Hive datasets keep partition values in directory names, so partition columns are checked
 against the partition key here and then dropped from the file contents.
@@ -8,19 +8,9 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from pq_io_manager.errors import ConfigurationError, PartitionValueError, QueryError, brief
+from pq_io_manager.errors import ConfigurationError, PartitionValueError
 from pq_io_manager.layout import PartitionColumn
 from pq_io_manager.partition_casts import cast_column, exact_values, uncastable
-from pq_io_manager.splits import split_by_partitions, split_by_values
-
-__all__ = [  # the splits are re-exported: the adapter prepares outputs through this module
-    "Frame",
-    "check_frame_type",
-    "collect_output",
-    "prepare_partition",
-    "split_by_partitions",
-    "split_by_values",
-]
 
 Frame = pl.DataFrame | pl.LazyFrame
 # Text of the error a streamed LazyFrame raises on its first mismatching row (see below).
@@ -36,21 +26,6 @@ def check_frame_type(value: object, where: str) -> Frame:
         "PartitionedParquetIOManager stores only polars DataFrame or LazyFrame outputs. "
         "Return a polars frame (e.g. pl.from_pandas(...)) or use another IO manager."
     )
-
-
-def collect_output(frame: Frame, where: str) -> pl.DataFrame:
-    """Collect an output that must be split in memory; a failure is the query's, not storage's."""
-    if isinstance(frame, pl.DataFrame):
-        return frame
-    try:
-        return frame.collect()
-    except OSError:  # polars reports storage failures (reading the query's sources) as OSError
-        raise
-    except Exception as error:
-        raise QueryError(
-            f"{where}: the asset's polars query failed while its output was collected "
-            f"({brief(error)}); nothing was written. Fix the query or its input data and re-run."
-        ) from error
 
 
 def prepare_partition(frame: Frame, columns: Sequence[PartitionColumn], where: str) -> Frame:

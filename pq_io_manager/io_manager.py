@@ -24,19 +24,11 @@ from pq_io_manager.errors import (
     WriteError,
     brief,
 )
-from pq_io_manager.frames import (
-    Frame,
-    check_frame_type,
-    collect_output,
-    prepare_partition,
-    split_by_partitions,
-    split_by_values,
-)
+from pq_io_manager.frames import Frame, check_frame_type, prepare_partition
 from pq_io_manager.housekeeping import sweep_once
 from pq_io_manager.input_metadata import add_input_metadata, input_metadata
 from pq_io_manager.inputs import load
 from pq_io_manager.layout import (
-    PartitionColumn,
     is_s3_uri,
     normalize_base_path,
     staging_directory,
@@ -50,6 +42,7 @@ from pq_io_manager.resource_fields import check_fields
 from pq_io_manager.s3_store import S3Store
 from pq_io_manager.storage import Dataset, WrittenFile
 from pq_io_manager.stores import LocalStore, Store
+from pq_io_manager.streamed_writes import replace_split, write_range
 from pq_io_manager.write_options import (
     COMPRESSION_FIELD,
     COMPRESSION_LEVEL_FIELD,
@@ -223,26 +216,20 @@ class PartitionedParquetIOManager(ConfigurableIOManager, StorageMaintenance):
     ) -> list[WrittenFile]:
         where = target.where
         targets = [part.columns for part in target.partitions]
-        parts: Sequence[tuple[tuple[PartitionColumn, ...], Frame]]
-        if len(targets) == 1:
-            parts = [(targets[0], prepare_partition(frame, targets[0], where))]
-        else:
-            parts = split_by_partitions(collect_output(frame, where), targets, where)
-        parts = dataset.check_schema(parts, where)
         name = f"asset {'/'.join(target.asset_path)!r}"
         descriptions = [f"{name} partition {part.key!r}" for part in target.partitions]
-        return dataset.write_many(parts, descriptions, replace_directories=True)
+        if len(targets) > 1:  # one streaming pass into staging, then each partition published
+            return write_range(dataset, frame, targets, descriptions, where)
+        parts = [(targets[0], prepare_partition(frame, targets[0], where))]
+        return dataset.write_many(dataset.check_schema(parts, where), descriptions, True)
 
     def _write_whole(
         self, context: OutputContext, dataset: Dataset, frame: Frame, where: str
     ) -> list[WrittenFile]:
         names = split_columns(context.definition_metadata, where)
-        parts: Sequence[tuple[tuple[PartitionColumn, ...], Frame]]
-        if names:
-            parts = split_by_values(collect_output(frame, where), names, where)
-        else:
-            parts = [((), frame)]
-        return dataset.replace_whole(parts, where)
+        if names:  # one streaming pass into staging, then the asset replaced whole
+            return replace_split(dataset, frame, names, where)
+        return dataset.replace_whole([((), frame)], where)
 
 
 def _refuse_or_skip_none(context: OutputContext, target: AssetSlice) -> None:

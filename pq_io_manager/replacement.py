@@ -6,63 +6,71 @@ remove the previous version's data files that the new one does not have, record 
 A concurrent rewrite of the same asset is refused by the lock. No Dagster import.
 """
 
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import polars as pl
 
 from pq_io_manager.dataset_files import data_files
 from pq_io_manager.errors import WriteError, brief
 from pq_io_manager.frames import Frame
 from pq_io_manager.layout import PartitionColumn, check_storable, metadata_uri
 from pq_io_manager.schema_record import SchemaRecord, update
+from pq_io_manager.staged_files import Staged, discard_all, run_all
 from pq_io_manager.writer_lock import LOCK_NAME, writer_lock
 
 if TYPE_CHECKING:
     from pq_io_manager.storage import Dataset, WrittenFile
 
 Parts = Sequence[tuple[tuple[PartitionColumn, ...], Frame]]
-_THREADS = 8
-_Item = TypeVar("_Item")
-_Result = TypeVar("_Result")
-
-
-@dataclass(frozen=True)
-class Staged:
-    """One file staged outside the asset, not yet published."""
-
-    columns: tuple[PartitionColumn, ...]
-    staged: str
-    final: str
-    row_count: int
 
 
 def replace_whole(dataset: "Dataset", parts: Parts, where: str) -> list["WrittenFile"]:
     """Replace every data file of the asset by `parts` (see the module docstring)."""
-    finals = [check_storable(dataset.file_for(columns), where) for columns, _ in parts]
+    for columns, _ in parts:
+        check_storable(dataset.file_for(columns), where)
     schema = parts[0][1].collect_schema()
-    names = [column.name for column in parts[0][0]]
+    if len(parts) == 1:  # one file: published atomically by itself (S3 PUT, or stage and rename)
+        return _replace(dataset, parts[0][0], schema, [], parts[0], where)
+    return _replace(dataset, parts[0][0], schema, _stage_all(dataset, parts, where), None, where)
+
+
+def replace_staged(
+    dataset: "Dataset", staged: Sequence[Staged], schema: pl.Schema, where: str
+) -> list["WrittenFile"]:
+    """Replace every data file of the asset by files already staged (data columns `schema`);
+    the staged files are removed whatever happens."""
+    return _replace(dataset, staged[0].columns, schema, staged, None, where)
+
+
+def _replace(
+    dataset: "Dataset",
+    columns: tuple[PartitionColumn, ...],
+    schema: pl.Schema,
+    staged: Sequence[Staged],
+    single: tuple[tuple[PartitionColumn, ...], Frame] | None,
+    where: str,
+) -> list["WrittenFile"]:
+    finals = [file.final for file in staged] or [dataset.file_for(columns)]
+    names = [column.name for column in columns]
+    origin = finals[0][len(dataset.root) + 1 :]
     record = SchemaRecord(
-        dict(schema),
-        dict.fromkeys(schema, finals[0][len(dataset.root) + 1 :]),
-        {column.name: column.dtype for column in parts[0][0]},
+        dict(schema), dict.fromkeys(schema, origin), {c.name: c.dtype for c in columns}
     )
-    staged = _stage_all(dataset, parts, where) if len(parts) > 1 else []
     try:
         lock = metadata_uri(dataset.base_path, dataset.root, LOCK_NAME)
         with writer_lock(dataset.store, lock, where) as lease:
             previous = _previous_files(dataset, names)
-            if staged:
+            if single is None:
                 written = _publish_all(dataset, staged, where)
-            else:  # one file: published atomically by itself (S3 PUT, or stage and rename)
-                written = [dataset.write(parts[0][0], parts[0][1], where)]
+            else:
+                written = [dataset.write(single[0], single[1], where)]
             lease.check(where)
             _remove_previous(dataset, previous, set(finals), where)
             update(dataset.store, dataset.record_uri, lambda _: record)
     except BaseException:
-        # published files' staging is gone already; the rest is removed (in parallel, as
-        # each removal waits for polars' background upload to settle)
-        _run_all(dataset.discard_staged, [file.staged for file in staged])
+        # published files' staging is gone already; the rest is removed
+        discard_all(dataset.store, [file.staged for file in staged])
         raise
     return dataset.with_sizes(written)
 
@@ -97,21 +105,21 @@ def _stage_all(dataset: "Dataset", parts: Parts, where: str) -> list[Staged]:
         staged, row_count = dataset.stage(columns, frame, where)
         return Staged(columns, staged, dataset.file_for(columns), row_count)
 
-    done, errors = _run_all(stage, list(parts))
+    done, errors = run_all(stage, list(parts))
     if errors:
-        _run_all(dataset.discard_staged, [file.staged for file in done])
+        discard_all(dataset.store, [file.staged for file in done])
         raise errors[0]
     return done
 
 
-def _publish_all(dataset: "Dataset", staged: list[Staged], where: str) -> list["WrittenFile"]:
+def _publish_all(dataset: "Dataset", staged: Sequence[Staged], where: str) -> list["WrittenFile"]:
     from pq_io_manager.storage import WrittenFile
 
     def publish(file: Staged) -> WrittenFile:
         size = dataset.store.publish(file.staged, file.final)
         return WrittenFile(file.final, file.columns, file.row_count, size)
 
-    done, errors = _run_all(publish, staged)
+    done, errors = run_all(publish, staged)
     if errors:
         raise WriteError(
             f"{where}: publishing failed after {len(done)} of {len(staged)} files "
@@ -119,14 +127,3 @@ def _publish_all(dataset: "Dataset", staged: list[Staged], where: str) -> list["
             "Re-run the materialization to publish the rest."
         ) from errors[0]
     return done
-
-
-def _run_all(
-    function: Callable[[_Item], _Result], items: list[_Item]
-) -> tuple[list[_Result], list[BaseException]]:
-    """Run `function` on every item (8 at a time); the results and the errors."""
-    with ThreadPoolExecutor(min(_THREADS, max(1, len(items)))) as pool:
-        futures = [pool.submit(function, item) for item in items]
-    done = [future.result() for future in futures if future.exception() is None]
-    errors = [error for future in futures if (error := future.exception()) is not None]
-    return done, errors

@@ -10,14 +10,14 @@ import dataclasses
 import io
 import json
 import posixpath
-import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
+from polars.io.partition import SinkedPathsCallbackArgs
 
 from pq_io_manager.dataset_files import PARTITION_TYPES_KEY, data_files, legacy_record
 from pq_io_manager.errors import (
@@ -38,14 +38,12 @@ from pq_io_manager.replacement import Parts, replace_whole
 from pq_io_manager.schema_record import RECORD_NAME, SchemaRecord, merged, null_casts
 from pq_io_manager.schema_record import read as read_record
 from pq_io_manager.schema_record import update as update_record
+from pq_io_manager.staged_files import discard_all
 from pq_io_manager.stores import LocalStore, Store
 from pq_io_manager.write_errors import storage_error, write_error
 from pq_io_manager.write_options import ParquetWriteOptions
 
 _WRITE_THREADS = 8
-_DISCARD_QUIET_SECONDS = 2.0
-_DISCARD_DEADLINE_SECONDS = 20.0
-_DISCARD_INTERVAL_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -220,7 +218,18 @@ class Dataset:
         anything is written, and record its columns (one read; one conditional write when a
         column is new). All-null columns are returned cast to the recorded types."""
         columns, frame = parts[0]
-        schema = frame.collect_schema()
+        casts = self.schema_casts(columns, frame.collect_schema(), where)
+        if not casts:
+            return parts
+        expressions = [pl.col(name).cast(dtype) for name, dtype in casts.items()]
+        return [(part_columns, part.with_columns(expressions)) for part_columns, part in parts]
+
+    def schema_casts(
+        self, columns: tuple[PartitionColumn, ...], schema: pl.Schema, where: str
+    ) -> dict[str, pl.DataType]:
+        """Refuse data columns (`schema`) whose types conflict with any stored partition and
+        record them (see `check_schema`); the casts that give all-null columns their recorded
+        types."""
         layout = {column.name: column.dtype for column in columns}
         origin = self.file_for(columns)[len(self.root) + 1 :]
         names = list(layout)
@@ -233,11 +242,7 @@ class Dataset:
             return merged(record, schema, layout, origin, where)
 
         record = update_record(self.store, self.record_uri, extend)
-        casts = null_casts(record, schema) if record is not None else {}
-        if not casts:
-            return parts
-        expressions = [pl.col(name).cast(dtype) for name, dtype in casts.items()]
-        return [(part_columns, part.with_columns(expressions)) for part_columns, part in parts]
+        return null_casts(record, schema) if record is not None else {}
 
     def replace_whole(self, parts: Parts, where: str) -> list[WrittenFile]:
         """Replace the whole asset: all files staged, then published under the writer lock;
@@ -279,29 +284,11 @@ class Dataset:
         if isinstance(frame, pl.DataFrame):
             frame.write_parquet(staged, metadata=metadata, **arguments)
             return frame.height
-        frame.sink_parquet(staged, metadata=metadata, **arguments)
-        counted = pl.scan_parquet(staged, **options).select(pl.len()).collect()
-        return int(counted.item())
+        reported: list[SinkedPathsCallbackArgs] = []  # polars' own count of what it wrote
+        frame.sink_parquet(
+            staged, metadata=metadata, sinked_paths_callback=reported.append, **arguments
+        )
+        return sum(path.num_rows for report in reported for path in report.paths)
 
     def _discard(self, staged: str) -> None:
-        self._settle(lambda: self.store.discard(staged))
-
-    def _settle(self, clean: Callable[[], bool]) -> None:
-        # polars finishes (commits) a failed sink's upload in the background after raising,
-        # usually within milliseconds but sometimes seconds later, so keep cleaning: until a
-        # short quiet period when nothing ever showed up (e.g. a refused connection), or until
-        # what did show up has stayed gone. Only failure paths pay this.
-        started = time.monotonic()
-        seen_at: float | None = None
-        while time.monotonic() - started < _DISCARD_DEADLINE_SECONDS:
-            try:
-                found = clean()
-            except Exception:  # the original error matters more than a failed cleanup
-                return
-            now = time.monotonic()
-            if found:
-                seen_at = now
-            quiet_since = seen_at if seen_at is not None else started
-            if now - quiet_since >= _DISCARD_QUIET_SECONDS:
-                return
-            time.sleep(_DISCARD_INTERVAL_SECONDS)
+        discard_all(self.store, [staged])

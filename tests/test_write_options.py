@@ -103,6 +103,39 @@ def test_io_manager_options_reach_every_file(lake: Lake) -> None:
 
 
 @LOCAL_AND_MOTO
+def test_options_reach_files_of_streamed_multi_partition_writes(lake: Lake) -> None:
+    @dg.asset(partitions_def=DAILY, metadata={"partition_by": "date"})
+    def ranged(context: dg.AssetExecutionContext) -> pl.LazyFrame:
+        days = context.partition_keys
+        return pl.concat([frame().with_columns(pl.lit(day).alias("date")) for day in days]).lazy()
+
+    @dg.asset(metadata={"partition_by": ["country"]})
+    def split() -> pl.DataFrame:
+        return frame().with_columns(country=pl.Series(["fr", "de"] * (ROWS // 2)))
+
+    manager = io_manager(lake, compression="gzip", row_group_size=60, statistics=False)
+    dg.materialize(
+        [ranged],
+        resources={"io_manager": manager},
+        tags={
+            "dagster/asset_partition_range_start": "2024-01-02",
+            "dagster/asset_partition_range_end": "2024-01-03",
+        },
+    )
+    dg.materialize([split], resources={"io_manager": manager})
+
+    for relative in [
+        "ranged/date=2024-01-02/data.parquet",
+        "ranged/date=2024-01-03/data.parquet",
+        "split/country=fr/data.parquet",
+    ]:
+        metadata = footer(lake, relative)
+        assert codecs(metadata) == {"GZIP"}
+        assert max(row_group_sizes(metadata)) <= 60
+        assert not has_statistics(metadata)
+
+
+@LOCAL_AND_MOTO
 def test_per_asset_options_win_over_the_io_manager(lake: Lake) -> None:
     @dg.asset(metadata={"parquet_write_options": {"compression": "lz4", "statistics": True}})
     def tuned() -> pl.DataFrame:

@@ -1,0 +1,102 @@
+"""One LazyFrame sunk into many staged files in one streaming pass (polars' `PartitionBy`).
+
+Each distinct value of the key columns becomes one file named like every staged file
+(`{staging}/{32 hex}.parquet`, flat), so the start-of-process sweep removes it when this
+process dies mid-write. polars asks for each file's name (in the stream, before writing its
+rows), where the caller labels the key (or refuses it, stopping the stream), and reports each
+file's row count when the sink finishes; nothing is re-read. No Dagster import.
+"""
+
+import posixpath
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+from polars.io.partition import FileProviderArgs, SinkedPathsCallbackArgs
+
+from pq_io_manager.errors import WriteError
+from pq_io_manager.stores import LocalStore, Store
+
+
+@dataclass(frozen=True)
+class SinkedFile:
+    """One staged file: the label of its rows' key, and what polars wrote."""
+
+    label: Any
+    staged: str
+    row_count: int
+
+
+class PartitionedSink:
+    """A partitioned sink into `staging`; it remembers every file it named, so a failed sink's
+    files (polars commits truncated ones) can all be discarded."""
+
+    def __init__(
+        self,
+        store: Store,
+        staging: str,
+        label: Callable[[pl.DataFrame], Any],
+        write_arguments: dict[str, Any],
+    ) -> None:
+        self.store = store
+        self.write_arguments = write_arguments  # the Parquet write options, polars-named
+        self.staging = staging
+        self.label = label  # called with one row of the key columns; may raise to refuse it
+        self.named: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def staged_uris(self) -> list[str]:
+        """Every file this sink named so far (written, partly written or not yet opened)."""
+        with self._lock:
+            return [posixpath.join(self.staging, name) for name in self.named]
+
+    def run(
+        self, frame: pl.LazyFrame, key_names: Sequence[str], metadata: dict[str, str]
+    ) -> list[SinkedFile]:
+        """Sink `frame`, one file per distinct value of `key_names` (dropped from the files)."""
+        reported: list[SinkedPathsCallbackArgs] = []
+        if isinstance(self.store, LocalStore):
+            self.store.prepare(posixpath.join(self.staging, "file"))
+        target = pl.PartitionBy(
+            self.staging,
+            key=list(key_names),
+            include_key=False,
+            file_path_provider=self._name,
+            approximate_bytes_per_file=None,  # one file per key, however large
+        )
+        frame.sink_parquet(
+            target,
+            metadata=metadata,
+            sinked_paths_callback=reported.append,
+            **self.write_arguments,
+            **self.store.polars_options(),
+        )
+        return self._files(reported)
+
+    def _name(self, arguments: FileProviderArgs) -> str:
+        label = self.label(arguments.partition_keys)
+        name = f"{uuid.uuid4().hex}.parquet"
+        with self._lock:
+            self.named[name] = label
+        return name
+
+    def _files(self, reported: list[SinkedPathsCallbackArgs]) -> list[SinkedFile]:
+        files = [path for report in reported for path in report.paths]
+        with self._lock:
+            named = dict(self.named)
+        labels = [named[posixpath.basename(file.path)] for file in files]
+        if len(set(labels)) != len(labels) or len(files) != len(named):
+            raise WriteError(
+                f"polars wrote {len(files)} file(s) for {len(set(labels))} partition(s) "
+                f"(named {len(named)}) into {self.staging}, not one file per partition; "
+                "nothing was published. Check that polars is the version this package pins."
+            )
+        return [
+            SinkedFile(
+                key, posixpath.join(self.staging, posixpath.basename(file.path)), file.num_rows
+            )
+            for key, file in zip(labels, files, strict=True)
+        ]

@@ -1,0 +1,73 @@
+"""Files staged outside the asset and not yet published: running work over many of them,
+publishing them, and removing them after a failure. No Dagster import.
+"""
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+from pq_io_manager.layout import PartitionColumn
+from pq_io_manager.stores import Store
+
+_THREADS = 8
+_DISCARD_QUIET_SECONDS = 2.0
+_DISCARD_DEADLINE_SECONDS = 20.0
+_DISCARD_INTERVAL_SECONDS = 0.1
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
+
+
+@dataclass(frozen=True)
+class Staged:
+    """One file staged outside the asset, not yet published, and what polars wrote into it."""
+
+    columns: tuple[PartitionColumn, ...]
+    staged: str
+    final: str
+    row_count: int
+
+
+def run_all(
+    function: Callable[[_Item], _Result], items: Sequence[_Item]
+) -> tuple[list[_Result], list[BaseException]]:
+    """Run `function` on every item (8 at a time); the results and the errors."""
+    with ThreadPoolExecutor(min(_THREADS, max(1, len(items)))) as pool:
+        futures = [pool.submit(function, item) for item in items]
+    done = [future.result() for future in futures if future.exception() is None]
+    errors = [error for future in futures if (error := future.exception()) is not None]
+    return done, errors
+
+
+def discard_all(store: Store, staged: Sequence[str]) -> None:
+    """Remove staged files (and their half-uploads), waiting for polars to settle.
+
+    polars finishes (commits) a failed sink's upload in the background after raising, usually
+    within milliseconds but sometimes seconds later, so keep cleaning: until a short quiet
+    period when nothing ever showed up (e.g. a refused connection), or until what did show up
+    has stayed gone. Only failure paths pay this, once for all files.
+    """
+    if not staged:
+        return
+
+    def clean() -> bool:
+        found, errors = run_all(store.discard, staged)
+        if errors:
+            raise errors[0]
+        return any(found)
+
+    started = time.monotonic()
+    seen_at: float | None = None
+    while time.monotonic() - started < _DISCARD_DEADLINE_SECONDS:
+        try:
+            found = clean()
+        except Exception:  # the original error matters more than a failed cleanup
+            return
+        now = time.monotonic()
+        if found:
+            seen_at = now
+        quiet_since = seen_at if seen_at is not None else started
+        if now - quiet_since >= _DISCARD_QUIET_SECONDS:
+            return
+        time.sleep(_DISCARD_INTERVAL_SECONDS)
