@@ -1,0 +1,18 @@
+"""Celery settings for dagster-celery workers of the demo (`python -m celery -A
+dagster_celery.app worker ...` imports this module by name, so keep it on the workers'
+PYTHONPATH).
+
+dagster-celery's workers read the broker and result backend from here, never from the
+executor's config in the run; `PQ_CELERY_BROKER` / `PQ_CELERY_BACKEND` are the same variables
+the demo's `celery_executor` reads (demo/executor.py), so launcher and workers agree by
+construction. `CELERY_BROKER_URL` / `CELERY_RESULT_BACKEND` in a worker's environment still
+override both (Celery's own rule).
+"""
+
+import os
+
+DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+DEFAULT_BACKEND = "redis://127.0.0.1:6379/1"
+
+broker_url = os.environ.get("PQ_CELERY_BROKER") or DEFAULT_BROKER
+result_backend = os.environ.get("PQ_CELERY_BACKEND") or DEFAULT_BACKEND
