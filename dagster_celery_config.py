@@ -16,3 +16,7 @@ DEFAULT_BACKEND = "redis://127.0.0.1:6379/1"
 
 broker_url = os.environ.get("PQ_CELERY_BROKER") or DEFAULT_BROKER
 result_backend = os.environ.get("PQ_CELERY_BACKEND") or DEFAULT_BACKEND
+
+# One task at a time per slot: a prefetched task waits behind a long step on one worker while
+# another worker idles, and is lost with its worker if that one is killed.
+worker_prefetch_multiplier = 1
