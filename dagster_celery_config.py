@@ -20,3 +20,6 @@ result_backend = os.environ.get("PQ_CELERY_BACKEND") or DEFAULT_BACKEND
 # One task at a time per slot: a prefetched task waits behind a long step on one worker while
 # another worker idles, and is lost with its worker if that one is killed.
 worker_prefetch_multiplier = 1
+# Redis only: a worker fetches a task only when a slot is free. Without it a worker holds one
+# more (acknowledged) task while it runs one, and a SIGKILLed worker takes both with it.
+worker_disable_prefetch = True

@@ -54,7 +54,9 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes] | None, log: Path)
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
             return
         time.sleep(0.1)
-    raise RuntimeError(f"nothing answered on port {port} in {START_TIMEOUT_SECONDS:.0f} s:\n{tail(log)}")
+    raise RuntimeError(
+        f"nothing answered on port {port} in {START_TIMEOUT_SECONDS:.0f} s:\n{tail(log)}"
+    )
 
 
 def tail(log: Path, lines: int = 40) -> str:
@@ -126,8 +128,9 @@ def run_postgres() -> Iterator[str]:
     try:
         _as_postgres(str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
         options = f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off"
-        _as_postgres(str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log),
-                     "-w", "start")
+        _as_postgres(
+            str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "start"
+        )
         pid = int((data / "postmaster.pid").read_text().splitlines()[0])
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
     finally:
