@@ -18,6 +18,7 @@ from pq_io_manager.layout import is_s3_uri
 SAME_HOST_EXECUTORS = frozenset({"in_process", "multiprocess", "multi_or_in_process_executor"})
 
 logger = logging.getLogger(__name__)
+_WARNED: set[tuple[str, str]] = set()  # once per process: the check runs for every output
 
 
 def check_base_path_for_executor(base_path: str, executor_name: str) -> None:
@@ -41,6 +42,9 @@ def check_base_path_for_executor(base_path: str, executor_name: str) -> None:
             "Use an s3:// base_path (set PQ_BASE_PATH=s3://bucket/prefix for the demo), or run "
             "the job with the multiprocess executor."
         )
+    if (base_path, executor_name) in _WARNED:
+        return
+    _WARNED.add((base_path, executor_name))
     logger.warning(
         "base_path %r is a local directory and the %r executor may run steps on other hosts: "
         "every worker must mount the same directory at this path, or use an s3:// base_path.",

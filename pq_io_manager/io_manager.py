@@ -44,6 +44,7 @@ from pq_io_manager.op_outputs import refuse_non_frame, write_frame, write_none
 from pq_io_manager.output_metadata import output_metadata, partition_metadata
 from pq_io_manager.partitions import split_columns
 from pq_io_manager.s3_store import S3Store
+from pq_io_manager.step_executor import check_step_executor
 from pq_io_manager.storage import Dataset, WrittenFile
 from pq_io_manager.stores import LocalStore, Store
 
@@ -125,6 +126,7 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         """Write an asset output (see the class docstring for the layout) or an op output
         (`{base_path}/.pq-runs/{run_id}/{step_key}/{output_name}/data.parquet`)."""
         target = output_slice(context)
+        check_step_executor(context, self.base_path)
         if obj is None:
             self._handle_none(context, target)
             return
