@@ -79,16 +79,18 @@ def patched_environment(values: dict[str, str]) -> Iterator[None]:
 
 
 def run_once(instance: dg.DagsterInstance, day: str, run_config: dict[str, Any]) -> float:
-    """Execute `bench_job` for one day; its wall time in seconds (raises if it failed)."""
+    """Execute `bench_job` (Celery) or, with a multiprocess run config, `bench_local_job` for
+    one day; its wall time in seconds (raises if it failed)."""
     repository = ReconstructableRepository.for_file(str(DEFINITIONS), "defs", str(REPO_ROOT))
-    job = repository.get_reconstructable_job("bench_job")
+    name = "bench_local_job" if run_config else "bench_job"
+    job = repository.get_reconstructable_job(name)
     started = time.perf_counter()
     result = dg.execute_job(
         job, instance=instance, tags={"dagster/partition": day}, run_config=run_config
     )
     seconds = time.perf_counter() - started
     if not result.success:
-        raise RuntimeError(f"bench_job failed for {day} (run {result.run_id})")
+        raise RuntimeError(f"{name} failed for {day} (run {result.run_id})")
     return seconds
 
 
@@ -158,7 +160,9 @@ def day_keys() -> Iterator[str]:
         day += dt.timedelta(days=1)
 
 
-def benchmark(worker_counts: list[int], rounds: int, workdir: Path) -> dict[str, Any]:
+def benchmark(
+    worker_counts: list[int], baseline_counts: list[int], rounds: int, workdir: Path
+) -> dict[str, Any]:
     """Every case in one session of servers; the results as a dict."""
     results: dict[str, Any] = {"steps_per_run": STEPS, "rounds": rounds, "cases": {}}
     days = day_keys()
@@ -175,7 +179,7 @@ def benchmark(worker_counts: list[int], rounds: int, workdir: Path) -> dict[str,
             env = {**os.environ, **environment(server, redis_url, executor)}
             env["DAGSTER_HOME"] = str(home)
             with patched_environment(env), dg.DagsterInstance.get() as instance:
-                for count in worker_counts:
+                for count in worker_counts if executor == "celery" else baseline_counts:
                     if executor == "celery":
                         case = celery_case(workdir, count, env, instance, server, days, rounds)
                     else:
@@ -213,6 +217,9 @@ def main() -> None:
     """Parse arguments, run, print the table and write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", default="1,2,4", help="comma-separated worker counts")
+    parser.add_argument(
+        "--baseline", default="2", help="comma-separated slot counts of the multiprocess baseline"
+    )
     parser.add_argument("--rounds", type=int, default=2, help="timed runs per case")
     parser.add_argument(
         "--output", type=Path, default=REPO_ROOT / "benchmarks/results/cluster.json"
@@ -220,7 +227,8 @@ def main() -> None:
     arguments = parser.parse_args()
     counts = [int(text) for text in arguments.workers.split(",")]
     with tempfile.TemporaryDirectory(prefix="pq-cluster-bench-") as scratch:
-        results = benchmark(counts, arguments.rounds, Path(scratch))
+        baseline = [int(text) for text in arguments.baseline.split(",")]
+        results = benchmark(counts, baseline, arguments.rounds, Path(scratch))
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
     arguments.output.write_text(json.dumps(results, indent=2))
     print(table(results))

@@ -36,6 +36,15 @@ def make_asset(number: int) -> dg.AssetsDefinition:
 
 ASSETS = [make_asset(number) for number in range(STEPS)]
 bench_job = dg.define_asset_job("bench_job", selection=dg.AssetSelection.assets(*ASSETS))
+# The baseline: the same steps as subprocesses of the run on this machine, whatever PQ_EXECUTOR.
+bench_local_job = dg.define_asset_job(
+    "bench_local_job",
+    selection=dg.AssetSelection.assets(*ASSETS),
+    executor_def=dg.multiprocess_executor,
+)
 defs = dg.Definitions(
-    assets=ASSETS, jobs=[bench_job], resources=resources(), executor=executor(base_path())
+    assets=ASSETS,
+    jobs=[bench_job, bench_local_job],
+    resources=resources(),
+    executor=executor(base_path()),
 )
