@@ -183,9 +183,7 @@ def benchmark(
                     if executor == "celery":
                         case = celery_case(workdir, count, env, instance, server, days, rounds)
                     else:
-                        config = {
-                            "execution": {"config": {"multiprocess": {"max_concurrent": count}}}
-                        }
+                        config = {"execution": {"config": {"max_concurrent": count}}}
                         case = measure(instance, server, days, rounds, config)
                     results["cases"][f"{executor} x{count}"] = case
                     print(
