@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import dagster as dg
 from dagster._core.definitions.reconstruct import ReconstructableRepository
@@ -100,7 +101,9 @@ def added_requests(records: list[RequestRecord]) -> Counter[str]:
     for record in records:
         if record.method == "PUT" and "/data.parquet" in record.path:
             continue
-        target = record.path.split("?")[0].split("/lake/", 1)[-1]
+        # a listing names its prefix in the query, any other request in the path
+        prefix = parse_qs(urlsplit(record.path).query).get("prefix", [""])[0]
+        target = (prefix or unquote(record.path.split("?")[0])).split("lake/", 1)[-1]
         what = target.split("/")[0] if target.startswith(".pq") else "dataset"
         query = record.path.partition("?")[2].split("=")[0]
         kinds[f"{record.method} {what}{' ?' + query if query else ''}"] += 1
