@@ -27,6 +27,7 @@ class Staged:
     staged: str
     final: str
     row_count: int
+    size_bytes: int | None = None  # when polars reported it: publishing needs no HEAD
 
 
 def run_all(
