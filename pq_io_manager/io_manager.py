@@ -40,6 +40,7 @@ from pq_io_manager.partitions import split_columns
 from pq_io_manager.preview import MAX_PREVIEW_ROWS, preview_rows
 from pq_io_manager.resource_fields import check_fields
 from pq_io_manager.s3_store import S3Store
+from pq_io_manager.step_executor import check_step_executor
 from pq_io_manager.storage import Dataset, WrittenFile
 from pq_io_manager.stores import LocalStore, Store
 from pq_io_manager.streamed_writes import replace_split, write_range
@@ -158,6 +159,7 @@ class PartitionedParquetIOManager(ConfigurableIOManager, StorageMaintenance):
         """Write an asset output (see the class docstring for the layout) or an op output
         (`{base_path}/.pq-runs/{run_id}/{step_key}/{output_name}/data.parquet`)."""
         target = output_slice(context)
+        check_step_executor(context, self.base_path)
         if obj is None:
             self._handle_none(context, target)
             return

@@ -28,6 +28,7 @@ class SinkedFile:
     label: Any
     staged: str
     row_count: int
+    size_bytes: int
 
 
 class PartitionedSink:
@@ -96,7 +97,10 @@ class PartitionedSink:
             )
         return [
             SinkedFile(
-                key, posixpath.join(self.staging, posixpath.basename(file.path)), file.num_rows
+                key,
+                posixpath.join(self.staging, posixpath.basename(file.path)),
+                file.num_rows,
+                file.num_bytes,
             )
             for key, file in zip(labels, files, strict=True)
         ]

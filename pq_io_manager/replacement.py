@@ -116,7 +116,7 @@ def _publish_all(dataset: "Dataset", staged: Sequence[Staged], where: str) -> li
     from pq_io_manager.storage import WrittenFile
 
     def publish(file: Staged) -> WrittenFile:
-        size = dataset.store.publish(file.staged, file.final)
+        size = dataset.store.publish(file.staged, file.final, file.size_bytes)
         return WrittenFile(file.final, file.columns, file.row_count, size)
 
     done, errors = run_all(publish, staged)

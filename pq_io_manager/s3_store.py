@@ -124,12 +124,13 @@ class S3Store:
         """An object appears only when its PUT or CompleteMultipartUpload succeeds."""
         return True
 
-    def publish(self, staged: str, final: str) -> int:
+    def publish(self, staged: str, final: str, size: int | None = None) -> int:
         """Copy server-side in one request (multipart above 5 GB: one atomic completion too),
         then drop the staged object."""
         source = dict(zip(("Bucket", "Key"), split_s3_uri(staged), strict=True))
         bucket, key = split_s3_uri(final)
-        size = self.size(staged)
+        if size is None:
+            size = self.size(staged)
         if size <= _SINGLE_COPY_LIMIT:
             self.client.copy_object(CopySource=source, Bucket=bucket, Key=key)  # type: ignore[arg-type]
         else:

@@ -12,7 +12,8 @@ from pq_io_manager.layout import PartitionColumn
 from pq_io_manager.stores import Store
 
 _THREADS = 8
-_DISCARD_QUIET_SECONDS = 2.0
+_DISCARD_QUIET_SECONDS = 2.0  # nothing ever showed up (e.g. a refused connection)
+_DISCARD_SETTLED_SECONDS = 5.0  # files did show up: others of the sink may still be in flight
 _DISCARD_DEADLINE_SECONDS = 20.0
 _DISCARD_INTERVAL_SECONDS = 0.1
 _Item = TypeVar("_Item")
@@ -27,6 +28,7 @@ class Staged:
     staged: str
     final: str
     row_count: int
+    size_bytes: int | None = None  # when polars reported it: publishing needs no HEAD
 
 
 def run_all(
@@ -67,7 +69,8 @@ def discard_all(store: Store, staged: Sequence[str]) -> None:
         now = time.monotonic()
         if found:
             seen_at = now
-        quiet_since = seen_at if seen_at is not None else started
-        if now - quiet_since >= _DISCARD_QUIET_SECONDS:
+        if seen_at is None and now - started >= _DISCARD_QUIET_SECONDS:
+            return
+        if seen_at is not None and now - seen_at >= _DISCARD_SETTLED_SECONDS:
             return
         time.sleep(_DISCARD_INTERVAL_SECONDS)

@@ -70,8 +70,9 @@ class Store(Protocol):
     def atomic_uploads(self) -> bool:
         """Whether a file written in one go appears whole or not at all (S3 PUT/multipart)."""
 
-    def publish(self, staged: str, final: str) -> int:
-        """Atomically make the staged file visible at `final` (replacing it); its size."""
+    def publish(self, staged: str, final: str, size: int | None = None) -> int:
+        """Atomically make the staged file visible at `final` (replacing it); its size
+        (`size`: the staged file's size when the writer knows it, which saves a request)."""
 
     def delete(self, uris: Iterable[str]) -> None:
         """Delete files; missing ones are ignored."""
@@ -164,8 +165,9 @@ class LocalStore:
         """Files are written in place, so they must be staged and renamed."""
         return False
 
-    def publish(self, staged: str, final: str) -> int:
-        """`os.replace` is atomic on POSIX within one filesystem; fsync makes it durable."""
+    def publish(self, staged: str, final: str, size: int | None = None) -> int:
+        """`os.replace` is atomic on POSIX within one filesystem; fsync makes it durable (a
+        local `stat` is cheap: `size` is not needed)."""
         self.prepare(final)
         _fsync(staged)
         size = os.stat(staged).st_size

@@ -115,7 +115,7 @@ def _first_row(keys: pl.DataFrame) -> tuple[Any, ...]:
 
 
 def _staged(dataset: Dataset, columns: Target, file: SinkedFile) -> Staged:
-    return Staged(columns, file.staged, dataset.file_for(columns), file.row_count)
+    return Staged(columns, file.staged, dataset.file_for(columns), file.row_count, file.size_bytes)
 
 
 def _stage_empty(
@@ -143,7 +143,7 @@ def _publish_each(dataset: Dataset, staged: Sequence[Staged], where: str) -> lis
     """Publish every staged partition (each atomically, 8 at a time)."""
 
     def publish(file: Staged) -> WrittenFile:
-        size = dataset.store.publish(file.staged, file.final)
+        size = dataset.store.publish(file.staged, file.final, file.size_bytes)
         return WrittenFile(file.final, file.columns, file.row_count, size)
 
     written, errors = run_all(publish, staged)

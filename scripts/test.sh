@@ -9,12 +9,13 @@ cd "$(dirname "$0")/.."
 bash scripts/install_ceph.sh
 bash scripts/install_browser.sh
 bash scripts/install_java.sh
+bash scripts/install_cluster.sh
 
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+.venv/bin/python -m pip install --quiet -c constraints.txt -e '.[dev,bench,cluster]'
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

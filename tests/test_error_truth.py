@@ -30,7 +30,7 @@ def test_a_query_error_in_a_lazy_output_is_reported_as_the_users_not_storage(lak
     assert lake.files() == before
 
 
-def test_a_query_error_while_collecting_a_range_is_the_users(lake: Lake) -> None:
+def test_a_query_error_while_streaming_a_range_is_the_users(lake: Lake) -> None:
     def explode(frame: pl.DataFrame) -> pl.DataFrame:
         raise ZeroDivisionError("the user's own function failed")
 
@@ -43,7 +43,9 @@ def test_a_query_error_while_collecting_a_range_is_the_users(lake: Lake) -> None
     def broken() -> pl.LazyFrame:
         return pl.LazyFrame({"date": ["2024-01-05"], "amount": [1]}).map_batches(explode)
 
-    with pytest.raises(QueryError, match=r"(?s)query failed while its output was collected.*user"):
+    with pytest.raises(
+        QueryError, match=r"(?s)query failed while its output was being written.*user"
+    ):
         materialize(lake, [broken], tags=range_tags("2024-01-05", "2024-01-06"))
     assert lake.files() == []
 
@@ -57,10 +59,10 @@ def half_failing_lake(
     if request.param == "local":
         original = LocalStore.publish
 
-        def refusing(store: LocalStore, staged: str, final: str) -> int:
+        def refusing(store: LocalStore, staged: str, final: str, size: int | None = None) -> int:
             if "2024-01-06" in final:
                 raise OSError(28, "No space left on device (injected)")
-            return original(store, staged, final)
+            return original(store, staged, final, size)
 
         monkeypatch.setattr(LocalStore, "publish", refusing)
         yield local_lake(tmp_path / "lake")

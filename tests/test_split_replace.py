@@ -179,9 +179,11 @@ def _hold_first_publish(
     for store in _store_classes():
         publish = store.publish
 
-        def held_publish(self: Any, staged: str, final: str, _publish: Any = publish) -> int:
+        def held_publish(
+            self: Any, staged: str, final: str, size: int | None = None, _publish: Any = publish
+        ) -> int:
             _wait_if_first(holder, lock, reached, release)
-            return int(_publish(self, staged, final))
+            return int(_publish(self, staged, final, size))
 
         monkeypatch.setattr(store, "publish", held_publish)
 

@@ -31,7 +31,8 @@ from tests.faults_support import (
     worker_environment,
     worker_spec,
 )
-from tests.lake import Lake
+from tests.lake import Lake, s3_lake
+from tests.servers import S3Endpoint
 from tests.test_faults import SETTLE_SECONDS, sweep_store_now
 from tests.test_io_manager import range_tags
 
@@ -154,6 +155,27 @@ def test_a_backfill_is_sunk_once_and_every_partition_of_the_range_published(
         key: lake.size(f"events/date={key}/data.parquet") for key in keys
     }
     assert leftovers(lake) == ([], [])
+
+
+@pytest.mark.s3
+def test_publishing_a_backfill_on_s3_asks_no_staged_file_its_size(
+    moto_endpoint: S3Endpoint,
+) -> None:
+    moto_endpoint.client().create_bucket(Bucket="streamed-requests")
+    lake = s3_lake(moto_endpoint, "streamed-requests")
+    keys = days(1, 6)
+    start = len(Path(str(moto_endpoint.request_log)).read_text().splitlines())
+
+    backfill(lake, lambda run_keys: events(keys, 100), keys)
+
+    lines = Path(str(moto_endpoint.request_log)).read_text().splitlines()[start:]
+    staged_heads = [
+        record
+        for record in map(json.loads, lines)
+        if record["method"] == "HEAD" and str(record["path"]).endswith(".parquet")
+    ]
+    assert staged_heads == []  # polars reported each staged file's size: no HEAD per partition
+    assert lake.files() == partition_files(keys)
 
 
 def test_a_backfill_with_rows_outside_the_range_publishes_nothing(lake: Lake) -> None:

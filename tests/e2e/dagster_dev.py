@@ -86,10 +86,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def make_dagster_home(path: Path) -> Path:
-    """A fresh DAGSTER_HOME with telemetry off and a fast queued run coordinator."""
+def make_dagster_home(path: Path, dagster_yaml: str = DAGSTER_YAML) -> Path:
+    """A fresh DAGSTER_HOME with telemetry off and a fast queued run coordinator (or the
+    instance settings in `dagster_yaml`)."""
     path.mkdir(parents=True, exist_ok=True)
-    (path / "dagster.yaml").write_text(DAGSTER_YAML)
+    (path / "dagster.yaml").write_text(dagster_yaml)
     return path
 
 
@@ -169,9 +170,11 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def run_dagster_dev(workdir: Path, env: Mapping[str, str]) -> Iterator[DagsterDev]:
+def run_dagster_dev(
+    workdir: Path, env: Mapping[str, str], dagster_yaml: str = DAGSTER_YAML
+) -> Iterator[DagsterDev]:
     """Start `dagster dev` from the repository root and yield it once the location is loaded."""
-    dagster_home = make_dagster_home(workdir / "dagster_home")
+    dagster_home = make_dagster_home(workdir / "dagster_home", dagster_yaml)
     log_path = workdir / "dagster-dev.log"
     port = free_port()
     command = [str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml"]

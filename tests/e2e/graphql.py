@@ -1,7 +1,7 @@
 """The GraphQL requests the Dagster UI sends, for driving a `dagster dev` from tests."""
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tests.e2e.dagster_dev import (
@@ -164,14 +164,18 @@ def set_nux_seen(server: DagsterDev) -> None:
 
 
 def launch_backfill(
-    server: DagsterDev, asset_paths: Sequence[Sequence[str]], partition_keys: Sequence[str]
+    server: DagsterDev,
+    asset_paths: Sequence[Sequence[str]],
+    partition_keys: Sequence[str],
+    tags: Mapping[str, str] | None = None,
 ) -> str:
-    """Launch what the UI's "Launch backfill" sends for these partitions of some assets."""
+    """Launch what the UI's "Launch backfill" sends for these partitions of some assets (with
+    the tags a user adds in the dialog, given to every run)."""
     params = {
         "partitionNames": list(partition_keys),
         "assetSelection": [{"path": list(path)} for path in asset_paths],
         "fromFailure": False,
-        "tags": [],
+        "tags": [{"key": key, "value": value} for key, value in (tags or {}).items()],
     }
     result = _mutate(server, LAUNCH_BACKFILL, {"backfillParams": params}, "LaunchBackfillSuccess")
     backfill_id: str = result["backfillId"]
