@@ -10,6 +10,7 @@ import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import dagster as dg
@@ -95,9 +96,11 @@ class Contender:
 
 class _StepMetadata:
     """What a run's step context offers an IO manager writing several partitions: per-partition
-    materialization metadata (kept here, as a run would keep it), and no instance."""
+    materialization metadata (kept here, as a run would keep it), the job's executor (in
+    process, as `materialize()` runs it), and no instance."""
 
     instance = None
+    job_def = SimpleNamespace(executor_def=dg.in_process_executor)
 
     def __init__(self) -> None:
         self.metadata: list[tuple[object, ...]] = []
