@@ -12,7 +12,7 @@ from pq_io_manager.layout import PartitionColumn
 from pq_io_manager.stores import Store
 
 _THREADS = 8
-_DISCARD_QUIET_SECONDS = 2.0  # nothing ever showed up (e.g. a refused connection)
+_DISCARD_QUIET_SECONDS = 5.0  # nothing showed up yet: a PUT of the sink may still be in flight
 _DISCARD_SETTLED_SECONDS = 5.0  # files did show up: others of the sink may still be in flight
 _DISCARD_DEADLINE_SECONDS = 20.0
 _DISCARD_INTERVAL_SECONDS = 0.1
