@@ -12,7 +12,6 @@ import json
 import posixpath
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,12 +37,10 @@ from pq_io_manager.replacement import Parts, replace_whole
 from pq_io_manager.schema_record import RECORD_NAME, SchemaRecord, merged, null_casts
 from pq_io_manager.schema_record import read as read_record
 from pq_io_manager.schema_record import update as update_record
-from pq_io_manager.staged_files import discard_all
+from pq_io_manager.staged_files import discard_all, run_all
 from pq_io_manager.stores import LocalStore, Store
 from pq_io_manager.write_errors import storage_error, write_error
 from pq_io_manager.write_options import ParquetWriteOptions
-
-_WRITE_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -134,23 +131,17 @@ class Dataset:
             columns, frame = parts[index]
             return self.write(columns, frame, descriptions[index])
 
-        if len(parts) == 1:
-            written, errors = [write_one(0)], []
-        else:
-            with ThreadPoolExecutor(min(_WRITE_THREADS, len(parts))) as pool:
-                futures = [pool.submit(write_one, index) for index in range(len(parts))]
-            written = [future.result() for future in futures if future.exception() is None]
-            errors = [future.exception() for future in futures if future.exception() is not None]
+        written, errors = run_all(write_one, range(len(parts)))
         if replace_directories and written:
             written = self.with_sizes(written)
         if errors and written:
             raise WriteError(
                 f"{len(written)} of {len(parts)} partitions were published (each whole, e.g. "
                 f"{written[0].uri}); {len(errors)} failed and keep their previous version. "
-                f"First failure: {brief(errors[0])}. Re-run the failed partitions."  # type: ignore[arg-type]
+                f"First failure: {brief(errors[0])}. Re-run the failed partitions."
             ) from errors[0]
         if errors:
-            raise errors[0]  # type: ignore[misc]
+            raise errors[0]
         return written
 
     def with_sizes(self, written: list[WrittenFile]) -> list[WrittenFile]:
