@@ -3,8 +3,15 @@
 Each distinct value of the key columns becomes one file named like every staged file
 (`{staging}/{32 hex}.parquet`, flat), so the start-of-process sweep removes it when this
 process dies mid-write. polars asks for each file's name (in the stream, before writing its
-rows), where the caller labels the key (or refuses it, stopping the stream), and reports each
-file's row count when the sink finishes; nothing is re-read. No Dagster import.
+rows), where the caller labels the key (or refuses it), and reports each file's row count when
+the sink finishes; nothing is re-read.
+
+A refused key does not stop the stream: raising inside polars' callback fails the sink while
+its other uploads are still in flight, and those land (seconds) later, after any cleanup has
+looked. So a refused key's rows are sunk like any other, the sink finishes with every file
+committed and reported, and only then are all its files removed and the refusal raised: an
+error path that costs one full pass but leaves nothing behind, deterministically. No Dagster
+import.
 """
 
 import posixpath
@@ -18,7 +25,8 @@ import polars as pl
 from polars.io.partition import FileProviderArgs, SinkedPathsCallbackArgs
 
 from pq_io_manager.errors import WriteError
-from pq_io_manager.stores import LocalStore, Store
+from pq_io_manager.staged_files import discard_all, discard_in_flight
+from pq_io_manager.stores import Store
 
 
 @dataclass(frozen=True)
@@ -32,8 +40,8 @@ class SinkedFile:
 
 
 class PartitionedSink:
-    """A partitioned sink into `staging`; it remembers every file it named, so a failed sink's
-    files (polars commits truncated ones) can all be discarded."""
+    """A partitioned sink into `staging`; it remembers every file it named, so that a failed or
+    refused sink's files (polars commits truncated ones) are all removed before it raises."""
 
     def __init__(
         self,
@@ -47,6 +55,7 @@ class PartitionedSink:
         self.staging = staging
         self.label = label  # called with one row of the key columns; may raise to refuse it
         self.named: dict[str, Any] = {}
+        self.refusal: Exception | None = None  # what `label` raised first
         self._lock = threading.Lock()
 
     def staged_uris(self) -> list[str]:
@@ -57,10 +66,14 @@ class PartitionedSink:
     def run(
         self, frame: pl.LazyFrame, key_names: Sequence[str], metadata: dict[str, str]
     ) -> list[SinkedFile]:
-        """Sink `frame`, one file per distinct value of `key_names` (dropped from the files)."""
+        """Sink `frame`, one file per distinct value of `key_names` (dropped from the files).
+
+        Raises:
+            Exception: what `label` raised for the first refused key, once every file is gone;
+                any failure of the sink itself, once its files have settled and are gone.
+        """
         reported: list[SinkedPathsCallbackArgs] = []
-        if isinstance(self.store, LocalStore):
-            self.store.prepare(posixpath.join(self.staging, "file"))
+        self.store.prepare(posixpath.join(self.staging, "file"))
         target = pl.PartitionBy(
             self.staging,
             key=list(key_names),
@@ -68,18 +81,30 @@ class PartitionedSink:
             file_path_provider=self._name,
             approximate_bytes_per_file=None,  # one file per key, however large
         )
-        frame.sink_parquet(
-            target,
-            metadata=metadata,
-            sinked_paths_callback=reported.append,
-            **self.write_arguments,
-            **self.store.polars_options(),
-        )
+        try:
+            frame.sink_parquet(
+                target,
+                metadata=metadata,
+                sinked_paths_callback=reported.append,
+                **self.write_arguments,
+                **self.store.polars_options(),
+            )
+        except BaseException:  # also on KeyboardInterrupt: never leave staging behind
+            discard_in_flight(self.store, self.staged_uris())
+            raise
+        if self.refusal is not None:
+            discard_all(self.store, self.staged_uris())  # the sink ended: all were committed
+            raise self.refusal
         return self._files(reported)
 
     def _name(self, arguments: FileProviderArgs) -> str:
-        label = self.label(arguments.partition_keys)
         name = f"{uuid.uuid4().hex}.parquet"
+        try:
+            label = self.label(arguments.partition_keys)
+        except Exception as refused:  # finish the stream (see the module docstring)
+            label = refused
+            with self._lock:
+                self.refusal = self.refusal or refused
         with self._lock:
             self.named[name] = label
         return name

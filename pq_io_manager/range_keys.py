@@ -2,11 +2,12 @@
 
 A run over several partitions streams its output once, keyed by each row's exact typed
 partition values (null where a value names no partition exactly: never truncated, the two
-01:00 of a DST change kept apart). polars' partitioned sink asks for a file name once per
-distinct key, in the stream, before writing any of its rows; `RangeIndex.locate` answers with
-the key's partition of the range or refuses the key, which stops the stream at once. Per row
-this costs only the typed conversion (no per-row lookup, which polars 2.1 would not stream).
-No I/O and no Dagster import.
+01:00 of a DST change kept apart; null too where it names a partition outside the run, so
+that however many such values an output holds, they share one key and one staged file).
+polars' partitioned sink asks for a file name once per distinct key, in the stream, before
+writing any of its rows; `RangeIndex.locate` answers with the key's partition of the range or
+refuses the key (see `partitioned_sink`). Per row this costs the typed conversion and one
+membership test. No I/O and no Dagster import.
 """
 
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from pq_io_manager.partition_casts import exact_values, uncastable
 KEY_PREFIX = "__pq_io_manager_key_"
 """The key columns (each partition column's exact values) are this prefix + the name."""
 _EXAMPLE = "__pq_io_manager_example_"
+_OUTSIDE = "__pq_io_manager_outside_"
 
 Targets = Sequence[tuple[PartitionColumn, ...]]
 
@@ -46,13 +48,21 @@ class RangeIndex:
         }
 
     def key_columns(self, schema: pl.Schema, where: str) -> list[pl.Expr]:
-        """The key columns: each partition column's exact values (null where inexact)."""
+        """The key columns: each partition column's exact values, null where inexact or
+        naming no partition of the run."""
         return [
-            _exact(column, schema, [target[position] for target in self.targets], where).alias(
-                KEY_PREFIX + column.name
-            )
-            for position, column in enumerate(self.targets[0])
+            pl.when(exact.is_in(allowed.implode())).then(exact).alias(KEY_PREFIX + name)
+            for name, (exact, allowed) in self._exact_columns(schema, where).items()
         ]
+
+    def _exact_columns(self, schema: pl.Schema, where: str) -> dict[str, tuple[pl.Expr, pl.Series]]:
+        """Each partition column's exact values, and the run's values of that column."""
+        found = {}
+        for position, column in enumerate(self.targets[0]):
+            values = [target[position] for target in self.targets]
+            allowed = pl.select(pl.concat([value.literal() for value in values])).to_series()
+            found[column.name] = (_exact(column, schema, values, where), allowed)
+        return found
 
     def locate(self, keys: pl.DataFrame) -> int:
         """The index in the targets of the key in `keys` (one row of the key columns).
@@ -70,42 +80,56 @@ class RangeIndex:
         self, frame: pl.LazyFrame, refused: RefusedKeyError, where: str
     ) -> PartitionValueError:
         """The error for an output that holds the `refused` key."""
-        if None not in refused.texts:
-            example = dict(zip(self.names, refused.texts, strict=True))
-            return PartitionValueError(
-                f"{where}: rows carry partition values outside the run's partitions, e.g. "
-                f"{example}; nothing was written"
-            )
-        return self._inexact(frame, where)
+        if None not in refused.texts:  # each value is in the run, their combination is not
+            return _outside_error(dict(zip(self.names, refused.texts, strict=True)), where)
+        return self._unplaced(frame, where)
 
-    def _inexact(self, frame: pl.LazyFrame, where: str) -> PartitionValueError:
+    def _unplaced(self, frame: pl.LazyFrame, where: str) -> PartitionValueError:
         # asked on this failure path only: the partition columns are read again, in one
         # streaming aggregation, to count the rows and show one as the output holds it
-        schema = frame.collect_schema()
-        nulls = {
-            name: key.is_null()
-            for name, key in zip(self.names, self.key_columns(schema, where), strict=True)
+        exact_columns = self._exact_columns(frame.collect_schema(), where)
+        inexact = {name: exact.is_null() for name, (exact, _) in exact_columns.items()}
+        outside = {
+            name: exact.is_not_null() & ~exact.is_in(allowed.implode())
+            for name, (exact, allowed) in exact_columns.items()
         }
+        any_outside = pl.any_horizontal(list(outside.values()))
         found = frame.select(
-            *[null.sum().alias(name) for name, null in nulls.items()],
+            *[null.sum().alias(name) for name, null in inexact.items()],
             *[
                 pl.col(name).filter(null).first().alias(_EXAMPLE + name)
-                for name, null in nulls.items()
+                for name, null in inexact.items()
+            ],
+            *[
+                _text_expression(column, exact_columns[column.name][0])
+                .filter(any_outside)
+                .first()
+                .alias(_OUTSIDE + column.name)
+                for column in self.targets[0]
             ],
         )
         try:
             row = found.collect(engine="streaming").row(0, named=True)
         except Exception as error:  # the output's query failed on this second read
             return PartitionValueError(
-                f"{where}: rows have partition values that name no partition exactly (finding "
-                f"an example failed: {brief(error)}); nothing was written"
+                f"{where}: rows have partition values that name no partition of the run "
+                f"(finding an example failed: {brief(error)}); nothing was written"
             )
+        if any(row[_OUTSIDE + name] is not None for name in self.names):
+            return _outside_error({name: row[_OUTSIDE + name] for name in self.names}, where)
         name = next((name for name in self.names if row[name]), self.names[0])
         return PartitionValueError(
             f"{where}: {row[name]} row(s) have a {name!r} value that names no partition exactly "
             f"(e.g. {row[_EXAMPLE + name]!r}); partition columns cannot be null, finer than the "
             "partition (they are never truncated) or ambiguous; nothing was written"
         )
+
+
+def _outside_error(example: dict[str, str | None], where: str) -> PartitionValueError:
+    return PartitionValueError(
+        f"{where}: rows carry partition values outside the run's partitions, e.g. "
+        f"{example}; nothing was written"
+    )
 
 
 def missing_columns(schema: pl.Schema, targets: Targets, where: str) -> None:
@@ -118,9 +142,9 @@ def missing_columns(schema: pl.Schema, targets: Targets, where: str) -> None:
         )
 
 
-def _text_expression(column: PartitionColumn) -> pl.Expr:
-    """The hive text of a key column's exact values (as `PartitionColumn.hive_text`)."""
-    values = pl.col(KEY_PREFIX + column.name)
+def _text_expression(column: PartitionColumn, values: pl.Expr | None = None) -> pl.Expr:
+    """The hive text of exact values (by default the key column's), as `hive_text`."""
+    values = pl.col(KEY_PREFIX + column.name) if values is None else values
     if isinstance(column.dtype, pl.Datetime):
         return datetime_text_expression(values, column.dtype)
     if column.dtype == pl.Date:

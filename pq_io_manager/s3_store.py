@@ -54,6 +54,9 @@ class S3Store:
             "credential_provider": self._credential_provider,
         }
 
+    def prepare(self, uri: str) -> None:
+        """An object key needs no parent: nothing to do."""
+
     def exists(self, uri: str) -> bool:
         """HEAD the object; 404 means absent, any other error propagates."""
         bucket, key = split_s3_uri(uri)

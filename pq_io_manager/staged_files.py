@@ -13,8 +13,8 @@ from pq_io_manager.stores import Store
 
 _THREADS = 8
 _DISCARD_QUIET_SECONDS = 5.0  # nothing showed up yet: a PUT of the sink may still be in flight
-_DISCARD_SETTLED_SECONDS = 5.0  # files did show up: others of the sink may still be in flight
-_DISCARD_DEADLINE_SECONDS = 20.0
+_DISCARD_SETTLED_SECONDS = 15.0  # some showed up: the others may still be in flight
+_DISCARD_DEADLINE_SECONDS = 30.0
 _DISCARD_INTERVAL_SECONDS = 0.1
 _Item = TypeVar("_Item")
 _Result = TypeVar("_Result")
@@ -43,32 +43,34 @@ def run_all(
 
 
 def discard_all(store: Store, staged: Sequence[str]) -> None:
-    """Remove staged files (and their half-uploads), waiting for polars to settle.
+    """Remove staged files whose writes have ended (written whole, or never started)."""
+    if staged:
+        run_all(store.discard, staged)  # the original error matters more than a failed cleanup
 
-    polars finishes (commits) a failed sink's upload in the background after raising, usually
-    within milliseconds but sometimes seconds later, so keep cleaning: until a short quiet
-    period when nothing ever showed up (e.g. a refused connection), or until what did show up
-    has stayed gone. Only failure paths pay this, once for all files.
+
+def discard_in_flight(store: Store, staged: Sequence[str]) -> None:
+    """Remove the files (and half-uploads) of a polars write that failed, waiting for it to settle.
+
+    polars finishes (commits) a failed write's uploads in the background after raising, usually
+    within milliseconds but sometimes seconds later on a loaded server, each file once. So keep
+    cleaning until every file has shown up once (and is gone), or until a quiet period when
+    nothing ever showed up (e.g. a refused connection), or until what did show up has stayed
+    gone for a while (a file polars never started). Only a failed write pays this, once for all
+    its files; a sink refusing a key does not fail (see `partitioned_sink`) so never waits here.
     """
-    if not staged:
-        return
-
-    def clean() -> bool:
-        found, errors = run_all(store.discard, staged)
-        if errors:
-            raise errors[0]
-        return any(found)
-
     started = time.monotonic()
     seen_at: float | None = None
-    while time.monotonic() - started < _DISCARD_DEADLINE_SECONDS:
-        try:
-            found = clean()
-        except Exception:  # the original error matters more than a failed cleanup
+    seen: set[str] = set()
+    while staged and time.monotonic() - started < _DISCARD_DEADLINE_SECONDS:
+        found, errors = run_all(lambda uri: (uri, store.discard(uri)), staged)
+        if errors:  # the original error matters more than a failed cleanup
             return
         now = time.monotonic()
-        if found:
+        if any(present for _, present in found):
             seen_at = now
+        seen.update(uri for uri, present in found if present)
+        if len(seen) == len(set(staged)):
+            return
         if seen_at is None and now - started >= _DISCARD_QUIET_SECONDS:
             return
         if seen_at is not None and now - seen_at >= _DISCARD_SETTLED_SECONDS:

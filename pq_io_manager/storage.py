@@ -37,8 +37,8 @@ from pq_io_manager.replacement import Parts, replace_whole
 from pq_io_manager.schema_record import RECORD_NAME, SchemaRecord, merged, null_casts
 from pq_io_manager.schema_record import read as read_record
 from pq_io_manager.schema_record import update as update_record
-from pq_io_manager.staged_files import discard_all, run_all
-from pq_io_manager.stores import LocalStore, Store
+from pq_io_manager.staged_files import discard_all, discard_in_flight, run_all
+from pq_io_manager.stores import Store
 from pq_io_manager.write_errors import storage_error, write_error
 from pq_io_manager.write_options import ParquetWriteOptions
 
@@ -169,12 +169,12 @@ class Dataset:
         try:
             row_count = self._write_staged(frame, staged, metadata)
         except BaseException as error:  # also on KeyboardInterrupt: never leave staging behind
-            self._discard(staged)
+            discard_in_flight(self.store, [staged])
             raise write_error(error, where, final) from error
         try:
             size = self.store.publish(staged, final)
         except BaseException as error:
-            self._discard(staged)
+            discard_all(self.store, [staged])
             raise storage_error(error, where, final) from error
         return WrittenFile(final, columns, row_count, size)
 
@@ -250,12 +250,8 @@ class Dataset:
         try:
             return staged, self._write_staged(frame, staged, metadata)
         except BaseException as error:
-            self._discard(staged)
+            discard_in_flight(self.store, [staged])
             raise write_error(error, where, final) from error
-
-    def discard_staged(self, staged: str) -> None:
-        """Remove a staged file (and its half-uploads) if it is still there."""
-        self._discard(staged)
 
     def _footer(self, uri: str) -> tuple[pl.Schema, dict[str, str]]:
         try:
@@ -268,8 +264,7 @@ class Dataset:
             ) from error
 
     def _write_staged(self, frame: Frame, staged: str, metadata: dict[str, str]) -> int:
-        if isinstance(self.store, LocalStore):
-            self.store.prepare(staged)
+        self.store.prepare(staged)
         options = self.store.polars_options()
         arguments = {**self.write_options.polars_arguments(), **options}
         if isinstance(frame, pl.DataFrame):
@@ -280,6 +275,3 @@ class Dataset:
             staged, metadata=metadata, sinked_paths_callback=reported.append, **arguments
         )
         return sum(path.num_rows for report in reported for path in report.paths)
-
-    def _discard(self, staged: str) -> None:
-        discard_all(self.store, [staged])

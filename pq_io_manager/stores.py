@@ -50,6 +50,9 @@ class Store(Protocol):
     def polars_options(self) -> dict[str, Any]:
         """Keyword arguments that give polars access to this store."""
 
+    def prepare(self, uri: str) -> None:
+        """Make `uri` writable by polars (a directory needs its parents; a key needs nothing)."""
+
     def list_files(
         self, directory: str, recursive: bool = True, limit: int | None = None
     ) -> dict[str, int]:

@@ -101,12 +101,10 @@ def _sink(
     )
     metadata = {PARTITION_TYPES_KEY: json.dumps({name: str(t) for name, t in types.items()})}
     try:
-        return sink.run(frame, key_names, metadata)
+        return sink.run(frame, key_names, metadata)  # it removes its files when it raises
     except (PqIOManagerError, RefusedKeyError):
-        discard_all(dataset.store, sink.staged_uris())
         raise
-    except BaseException as error:  # also on KeyboardInterrupt: never leave staging behind
-        discard_all(dataset.store, sink.staged_uris())
+    except Exception as error:
         raise write_error(error, where, dataset.root) from error
 
 

@@ -69,13 +69,31 @@ def bucket(s3_endpoint: S3Endpoint) -> str:
     return name
 
 
-@pytest.fixture(
-    params=[
-        "local",
-        pytest.param("moto", marks=pytest.mark.s3),
-        pytest.param("radosgw", marks=[pytest.mark.s3, pytest.mark.radosgw]),
-    ]
-)
+_STORES = {
+    "local": pytest.param("local", id="local"),
+    "moto": pytest.param("moto", marks=pytest.mark.s3, id="moto"),
+    "radosgw": pytest.param("radosgw", marks=[pytest.mark.s3, pytest.mark.radosgw], id="radosgw"),
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`lake` is local disk and moto for a test through Dagster; a storage test (marked
+    `every_s3_server`: staging, publishing, locks, faults, listings) also runs on radosgw, the
+    real server, whose timing and consistency differ from moto's."""
+    if "lake" not in metafunc.fixturenames or _parametrizes_lake(metafunc):
+        return
+    every = metafunc.definition.get_closest_marker("every_s3_server") is not None
+    names = ["local", "moto", "radosgw"] if every else ["local", "moto"]
+    metafunc.parametrize("lake", [_STORES[name] for name in names], indirect=True)
+
+
+def _parametrizes_lake(metafunc: pytest.Metafunc) -> bool:
+    return any(
+        "lake" in marker.args[0] for marker in metafunc.definition.iter_markers("parametrize")
+    )
+
+
+@pytest.fixture
 def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Lake:
     """A fresh, empty lake on local disk, moto or radosgw, with an IO manager pointed at it."""
     if request.param == "local":

@@ -26,7 +26,7 @@ from tests.faults_support import (
 )
 from tests.lake import Lake
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.every_s3_server]
 
 
 def run_workers(lake: Lake, specs: list[dict], tmp_path: Path) -> list[list[dict]]:

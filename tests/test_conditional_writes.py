@@ -18,6 +18,8 @@ from pq_io_manager.stores import LocalStore, Store
 from tests.lake import Lake
 from tests.servers import S3Endpoint
 
+pytestmark = pytest.mark.every_s3_server
+
 KEY = "dataset/_pq_schema.json"
 RACERS = 16
 

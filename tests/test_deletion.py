@@ -20,6 +20,8 @@ from tests.test_io_manager import DAILY, materialize, orders, orders_for, range_
 from tests.test_schema_safety import _store
 from tests.test_writes import ranged_orders
 
+pytestmark = pytest.mark.every_s3_server
+
 KEYS = ["2024-01-05", "2024-01-06", "2024-01-07"]
 
 

@@ -54,6 +54,8 @@ from tests.servers import S3Endpoint
 from tests.servers.http_proxy import HttpProxy
 from tests.servers.iam_moto import IamMoto, start_iam_moto
 
+pytestmark = pytest.mark.every_s3_server
+
 STORES = [pytest.param("local"), *SERVERS]
 OLD, OTHER = "2024-01-05", "2024-01-04"
 # Long enough for polars' background completion of a failed sink to land if it is going to.

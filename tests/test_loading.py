@@ -15,6 +15,8 @@ from tests.servers import S3Endpoint
 from tests.servers.moto_server import MotoServer
 from tests.test_io_manager import DAILY, materialize, orders, orders_for
 
+pytestmark = pytest.mark.every_s3_server
+
 
 @dg.asset(partitions_def=DAILY, metadata={"partition_by": "date"})
 def plan(orders: pl.LazyFrame) -> pl.DataFrame:

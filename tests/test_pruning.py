@@ -15,6 +15,8 @@ from tests.lake import Lake, s3_lake
 from tests.servers import S3Endpoint
 from tests.test_io_manager import materialize
 
+pytestmark = pytest.mark.every_s3_server
+
 DAYS = dg.DailyPartitionsDefinition(start_date="2016-01-01", end_date="2026-01-01")  # 3653
 FIRST_DAYS = [f"2024-01-0{day}" for day in range(1, 6)]
 LAST_TWO = dg.TimeWindowPartitionMapping(start_offset=-1)

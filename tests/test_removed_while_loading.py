@@ -19,6 +19,8 @@ from pq_io_manager import MissingPartitionError
 from tests.faults_support import DAILY
 from tests.lake import Lake
 
+pytestmark = pytest.mark.every_s3_server
+
 REMOVED = r"(?s)removed after it was listed.*not a credentials problem.*retry"
 
 

@@ -24,6 +24,8 @@ from tests.lake import Lake, s3_lake
 from tests.test_io_manager import DAILY, materialize, orders, orders_for, range_tags
 from tests.test_writes import ranged_orders
 
+pytestmark = pytest.mark.every_s3_server
+
 RECORD = ".pq-meta/orders/_schema.json"
 
 

@@ -21,6 +21,8 @@ from tests.faults_support import private_proxy, proxied_lake, server_endpoint, w
 from tests.lake import Lake
 from tests.test_io_manager import materialize
 
+pytestmark = pytest.mark.every_s3_server
+
 VERSION_1 = {"country": ["fr", "de", "us"], "count": [1, 2, 3]}
 VERSION_1_FILES = [f"customers/country={c}/data.parquet" for c in ("de", "fr", "us")]
 

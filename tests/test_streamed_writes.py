@@ -20,6 +20,7 @@ import polars as pl
 import pytest
 
 from pq_io_manager import PartitionValueError, QueryError
+from pq_io_manager.partitioned_sink import PartitionedSink
 from pq_io_manager.stores import STAGED_NAME, LocalStore
 from tests.faults_support import (
     MULTIPART_ROWS,
@@ -35,6 +36,8 @@ from tests.lake import Lake, s3_lake
 from tests.servers import S3Endpoint
 from tests.test_faults import SETTLE_SECONDS, sweep_store_now
 from tests.test_io_manager import range_tags
+
+pytestmark = pytest.mark.every_s3_server
 
 DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-04-01")
 PROBE = "streamed_probe_column"
@@ -193,6 +196,32 @@ def test_a_backfill_with_rows_outside_the_range_publishes_nothing(lake: Lake) ->
     assert etags(lake) == before
     assert leftovers(lake) == ([], [])
     assert lake.read("events/date=2024-01-02/data.parquet")["tag"].unique().to_list() == ["old"]
+
+
+def test_rows_of_many_days_outside_the_range_share_one_staged_file(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a refused key finishes the stream (see partitioned_sink): an output holding a year of
+    # history must not open one staged file per foreign day
+    named: list[object] = []
+    name = PartitionedSink._name
+
+    def counting(self: PartitionedSink, arguments: Any) -> str:
+        named.append(arguments)
+        return name(self, arguments)
+
+    monkeypatch.setattr(PartitionedSink, "_name", counting)
+    keys = days(1, 2)
+    history = [*keys, *days(3, 200)]
+
+    with pytest.raises(
+        PartitionValueError, match=r"outside the run's partitions, e\.g\. \{'date': '2024-01-03'\}"
+    ):
+        backfill(lake, lambda run_keys: events(history, 10), keys)
+
+    assert len(named) == 3  # the two days of the run, and one file for all the others
+    assert leftovers(lake) == ([], [])
+    assert lake.files() == []
 
 
 def test_a_backfill_failing_mid_stream_keeps_every_previous_version(lake: Lake) -> None:
