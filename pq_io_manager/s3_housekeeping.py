@@ -111,53 +111,27 @@ class Bucket:
                 aborted += self._abort(key, upload["UploadId"])
         return aborted
 
-    def sweep(self, abandoned_seconds: float, interval_seconds: float) -> int | None:
-        """Remove what is ours and abandoned; None when another sweep ran within the interval.
-
-        The marker is written only when staging holds something, so an idle lake holds
-        nothing but data (and an empty staging costs three requests: HEAD and two listings).
-        """
-        now = self._due(interval_seconds)
-        if now is None:
-            return None
+    def sweep(self, now: dt.datetime, abandoned_seconds: float) -> int:
+        """Remove what is ours and was abandoned `abandoned_seconds` before `now` (the
+        server's time); the caller has claimed this sweep (see `S3Store.sweep`)."""
         cutoff = now - dt.timedelta(seconds=abandoned_seconds)
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.name, Prefix=self.staging
         )
-        objects = [
-            (item["Key"], item["LastModified"])
+        old = [
+            item["Key"]
             for page in pages
             for item in page.get("Contents", [])
-            if item["Key"] != self.staging + SWEEP_MARKER
+            if item["LastModified"] < cutoff and item["Key"] != self.staging + SWEEP_MARKER
         ]
-        uploads = [
-            upload for upload in self._uploads(self.staging) if self._is_staged(upload["Key"])
-        ]
-        if not objects and not uploads:
-            return 0
-        self.client.put_object(Bucket=self.name, Key=self.staging + SWEEP_MARKER, Body=b"")
-        old = [key for key, modified in objects if modified < cutoff]
         removed = self._delete([key for key in old if self._is_staged(key)])
         for marker in old:
             if marker.startswith(f"{self.staging}{REGISTRY}/"):
                 removed += self._sweep_registered(marker, cutoff)
-        for upload in uploads:
-            if upload["Initiated"] < cutoff:
+        for upload in self._uploads(self.staging):
+            if self._is_staged(upload["Key"]) and upload["Initiated"] < cutoff:
                 removed += self._sweep_staged_upload(upload["Key"], upload["UploadId"], cutoff)
         return removed
-
-    def _due(self, interval_seconds: float) -> dt.datetime | None:
-        """The server's time if a sweep is due, else None (the last one ran too recently)."""
-        try:
-            head = self.client.head_object(Bucket=self.name, Key=self.staging + SWEEP_MARKER)
-        except self.client.exceptions.ClientError as error:
-            if _status(error) != 404:
-                raise
-            return server_time(error.response)  # type: ignore[arg-type]
-        now = server_time(dict(head))
-        if (now - head["LastModified"]).total_seconds() < interval_seconds:
-            return None
-        return now
 
     def _sweep_staged_upload(self, key: str, upload_id: str, cutoff: dt.datetime) -> int:
         try:
@@ -177,7 +151,10 @@ class Bucket:
         )
 
     def _sweep_registered(self, marker: str, cutoff: dt.datetime) -> int:
-        body = self.client.get_object(Bucket=self.name, Key=marker)["Body"].read()
+        try:
+            body = self.client.get_object(Bucket=self.name, Key=marker)["Body"].read()
+        except self.client.exceptions.NoSuchKey:  # its upload finished, or another sweep ran
+            return 0
         registered = json.loads(body)
         key, upload_id = str(registered["key"]), str(registered["upload_id"])
         try:

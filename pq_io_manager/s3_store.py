@@ -4,6 +4,7 @@ No Dagster import.
 """
 
 import posixpath
+import uuid
 from collections.abc import Iterable, Sequence
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
@@ -12,9 +13,9 @@ import botocore.exceptions
 
 from pq_io_manager.credentials import S3Connection
 from pq_io_manager.errors import brief
-from pq_io_manager.s3_housekeeping import Bucket
+from pq_io_manager.s3_housekeeping import Bucket, server_time
 from pq_io_manager.s3_timestamps import use_fast_timestamps
-from pq_io_manager.stores import Presence, Versioned, list_each
+from pq_io_manager.stores import SWEEP_MARKER, Presence, Versioned, list_each
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -201,9 +202,28 @@ class S3Store:
 
     def sweep(self, staging: str, abandoned_seconds: float, interval_seconds: float) -> int | None:
         """Remove our abandoned staging and uploads (see `s3_housekeeping`); None when a
-        sweep of this staging ran less than `interval_seconds` ago (server clock)."""
-        bucket, _ = split_s3_uri(staging)
-        return self._bucket(bucket, staging).sweep(abandoned_seconds, interval_seconds)
+        sweep of this staging was claimed less than `interval_seconds` ago (server clock) or
+        another process won the claim just now.
+
+        The claim is a conditional PUT of `.last-sweep` (If-None-Match, or If-Match on the
+        ETag just seen), so of many processes starting together exactly one sweeps; the
+        others pay one HEAD.
+        """
+        marker = f"{staging.rstrip('/')}/{SWEEP_MARKER}"
+        bucket, key = split_s3_uri(marker)
+        try:
+            head = self.client.head_object(Bucket=bucket, Key=key)
+        except self.client.exceptions.ClientError as error:
+            if _status(error) != 404:
+                raise
+            now, version = server_time(error.response), None  # type: ignore[arg-type]
+        else:
+            now, version = server_time(dict(head)), head["ETag"]
+            if (now - head["LastModified"]).total_seconds() < interval_seconds:
+                return None
+        if self.write_if(marker, uuid.uuid4().hex.encode(), version) is None:
+            return None
+        return self._bucket(bucket, staging).sweep(now, abandoned_seconds)
 
     def _bucket(self, bucket: str, staging: str) -> Bucket:
         return Bucket(self.client, bucket, split_s3_uri(staging.rstrip("/") + "/")[1])

@@ -93,7 +93,8 @@ class Store(Protocol):
     def sweep(self, staging: str, abandoned_seconds: float, interval_seconds: float) -> int | None:
         """Remove our own staged files and uploads below `staging` that made no progress for
         `abandoned_seconds` by the store's clock; how many, or None when a sweep of `staging`
-        ran less than `interval_seconds` ago."""
+        was claimed less than `interval_seconds` ago or another caller won the claim (a
+        conditional write of the marker: of many callers at once, one sweeps)."""
 
     def list_prefix(self, prefix: str) -> dict[str, int]:
         """Files whose URI starts with `prefix`, at any depth (URI to size, sorted)."""
@@ -213,19 +214,19 @@ class LocalStore:
 
     def sweep(self, staging: str, abandoned_seconds: float, interval_seconds: float) -> int | None:
         """Delete our staged files (`{32 hex}.parquet`) not written to for `abandoned_seconds`
-        by the filesystem's clock; a marker file's mtime says when the last sweep ran."""
+        by the filesystem's clock; a marker file's mtime says when the last sweep was claimed."""
         now = _filesystem_now(staging)
         if now is None:
             return 0  # no staging directory: nothing is staged
         marker = posixpath.join(staging, SWEEP_MARKER)
-        with contextlib.suppress(FileNotFoundError):
-            if now - os.stat(marker).st_mtime < interval_seconds:
-                return None
+        current = self.read_versioned(marker)
+        if current is not None and now - os.stat(marker).st_mtime < interval_seconds:
+            return None
+        # claimed by compare-and-swap: of processes starting together, one sweeps
+        version = None if current is None else current.version
+        if self.write_if(marker, uuid.uuid4().hex.encode(), version) is None:
+            return None
         staged = [entry for entry in os.scandir(staging) if STAGED_NAME.fullmatch(entry.name)]
-        if not staged:
-            return 0  # no marker either: an idle lake holds nothing but data
-        with open(marker, "ab"):
-            os.utime(marker)
         stale = [entry.path for entry in staged if now - entry.stat().st_mtime > abandoned_seconds]
         self.delete(stale)
         return len(stale)

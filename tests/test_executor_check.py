@@ -61,6 +61,42 @@ def test_the_demo_refuses_celery_with_its_relative_default_lake(
     assert demo_executor("data/lake") is None  # Dagster's default
 
 
+def celery_settings(executor: dg.ExecutorDefinition) -> dict[str, str]:
+    """The broker and backend a configured Celery executor hands its tasks."""
+    config = executor.apply_config_mapping({}).value["config"]
+    return {"broker": config["broker"], "backend": config["backend"]}
+
+
+def test_the_demo_celery_executor_defaults_to_a_local_redis(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PQ_EXECUTOR", "Celery ")
+    monkeypatch.delenv("PQ_CELERY_BROKER", raising=False)
+    monkeypatch.setenv("PQ_CELERY_BACKEND", "")  # empty counts as unset
+    executor = demo_executor("s3://bucket/lake")
+    assert executor is not None
+    assert executor.name == "celery"
+    assert celery_settings(executor) == {
+        "broker": "redis://127.0.0.1:6379/0",
+        "backend": "redis://127.0.0.1:6379/1",
+    }
+    monkeypatch.setenv("PQ_CELERY_BROKER", "redis://broker.internal:6380/2")
+    monkeypatch.setenv("PQ_CELERY_BACKEND", "redis://broker.internal:6380/3")
+    assert celery_settings(demo_executor("s3://bucket/lake")) == {  # type: ignore[arg-type]
+        "broker": "redis://broker.internal:6380/2",
+        "backend": "redis://broker.internal:6380/3",
+    }
+
+
+@pytest.mark.parametrize("value", ["k8s", "celery_k8s", "in-process"])
+def test_the_demo_refuses_an_executor_it_does_not_know(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("PQ_EXECUTOR", value)
+    with pytest.raises(ValueError, match=rf"PQ_EXECUTOR='{value}' is not an executor of the demo"):
+        demo_executor("s3://bucket/lake")
+
+
 @dg.asset
 def numbers() -> pl.DataFrame:
     """One small frame."""

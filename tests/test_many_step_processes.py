@@ -2,14 +2,16 @@
 
 Every step on Celery, Kubernetes or the multiprocess executor builds the IO manager in a fresh
 process, and each process may sweep staging. Counted at a private proxy in front of moto:
-`PROCESSES` processes each materialize one partition at the same time. The housekeeping each
-adds is bounded per process (a HEAD of the sweep marker, plus the two listings of the staging
-prefix only while no sweep ran within the interval), so the total grows linearly with the
-steps, never with their product; and once a sweep ran, a step adds exactly one HEAD.
+`PROCESSES` processes each materialize one partition at the same time. Each adds a HEAD of the
+sweep marker; of those that find no sweep within the interval, the one whose conditional PUT of
+the marker wins lists staging (two listings), the others stop. So the total grows linearly
+with the steps, never with their product, and once a sweep ran a step adds exactly one HEAD.
 """
 
 import multiprocessing
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -20,13 +22,14 @@ import pytest
 from pq_io_manager import PartitionedParquetIOManager
 from pq_io_manager.credentials import connection_from_resource
 from pq_io_manager.s3_store import S3Store
-from tests.faults_support import private_proxy, s3_resource
+from tests.faults_support import SERVERS, private_proxy, s3_resource, server_endpoint
 from tests.servers import S3Endpoint
 from tests.servers.http_proxy import RequestRecord
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 
 PROCESSES = 4
+HERD = 100
 DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01")
 STAGED = f"{uuid.uuid4().hex}.parquet"  # a staged file's name, as a killed writer leaves it
 STAGING = "lake/.pq-staging/"
@@ -80,27 +83,55 @@ def test_concurrent_step_processes_each_add_a_bounded_housekeeping_cost(
     endpoint.client().create_bucket(Bucket=bucket)
     base_path = f"s3://{bucket}/lake"
     with private_proxy(moto_server.direct_url) as proxy:  # type: ignore[attr-defined]
-        # idle staging: every process checks, none writes a marker, nothing is removed
+        # idle staging: every process checks, one wins the claim and lists staging
         run_steps_at_once(base_path, endpoint, proxy.url, first=1)
-        idle = housekeeping(proxy.requests)
+        first_run = housekeeping(proxy.requests)
         proxy.reset_counts()
-        # a killed writer's staged file: a sweep (young: kept) records when it ran
-        endpoint.client().put_object(Bucket=bucket, Key=f"{STAGING}{STAGED}", Body=b"x")
-        store = S3Store(connection_from_resource(s3_resource(endpoint)))
-        assert store.sweep(f"{base_path}/.pq-staging", 3600, interval_seconds=3600) == 0
-        proxy.reset_counts()
+        # within the interval: a step adds exactly one HEAD
         run_steps_at_once(base_path, endpoint, proxy.url, first=11)
-        after_sweep = housekeeping(proxy.requests)
+        second_run = housekeeping(proxy.requests)
 
-    assert idle == {
-        "head marker": PROCESSES,
-        "list staging": PROCESSES,
-        "list uploads": PROCESSES,
-        "put marker": 0,
-    }
-    assert after_sweep == {
+    assert first_run["head marker"] == PROCESSES
+    assert (first_run["list staging"], first_run["list uploads"]) == (1, 1)
+    assert 1 <= first_run["put marker"] <= PROCESSES  # claims tried; exactly one won
+    assert second_run == {
         "head marker": PROCESSES,
         "list staging": 0,
         "list uploads": 0,
         "put marker": 0,
     }
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_of_a_hundred_processes_starting_together_exactly_one_sweeps(
+    request: pytest.FixtureRequest, server: str
+) -> None:
+    """100 step processes' sweeps at once (each its own client, as each process has): the
+    claim is decided by the server alone, so one sweeps and 99 stop after a HEAD (and at most
+    a refused conditional PUT), whatever their clocks say."""
+    endpoint, upstream = server_endpoint(request, server)
+    bucket = f"herd-{uuid.uuid4().hex[:16]}"
+    endpoint.client().create_bucket(Bucket=bucket)
+    endpoint.client().put_object(Bucket=bucket, Key=STAGING + STAGED, Body=b"abandoned")
+    staging = f"s3://{bucket}/lake/.pq-staging"
+    with private_proxy(upstream) as proxy:
+        stores = [
+            S3Store(connection_from_resource(s3_resource(endpoint, proxy.url))) for _ in range(HERD)
+        ]
+        start = threading.Barrier(HERD)
+
+        def sweep(store: S3Store) -> int | None:
+            start.wait()
+            return store.sweep(staging, -3600, interval_seconds=3600)  # all of ours is old
+
+        with ThreadPoolExecutor(HERD) as pool:
+            results = list(pool.map(sweep, stores))
+        counts = housekeeping(proxy.requests)
+
+    assert sorted(results, key=str) == [1] + [None] * (HERD - 1)
+    assert counts["head marker"] == HERD
+    assert (counts["list staging"], counts["list uploads"]) == (1, 1)
+    assert 1 <= counts["put marker"] <= HERD
+    assert (
+        endpoint.client().list_objects_v2(Bucket=bucket, Prefix=STAGING + STAGED)["KeyCount"] == 0
+    )
