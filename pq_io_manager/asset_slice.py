@@ -143,12 +143,25 @@ def input_slice(context: InputContext) -> AssetSlice:
     columns = (context.definition_metadata or {}).get(COLUMNS)
     if columns is None:
         return source
-    if not isinstance(columns, list | tuple) or not all(isinstance(c, str) for c in columns):
+    names = _column_names(columns)
+    if names is None:
+        hint = f" (one column is a list too: [{columns!r}])" if isinstance(columns, str) else ""
         raise ConfigurationError(
-            f"input {context.name!r} of {source.where}: metadata {COLUMNS!r} must be a list of "
-            f"column names, e.g. {{'columns': ['id', 'amount']}}, not {columns!r}"
+            f"input {context.name!r} of {source.where}: metadata {COLUMNS!r} must be a non-empty "
+            f"list of column names, e.g. {{'columns': ['id', 'amount']}}, not {columns!r}{hint}; "
+            "fix the input's metadata, or remove it to load every column"
         )
-    return dataclasses.replace(source, columns=tuple(columns))
+    return dataclasses.replace(source, columns=names)
+
+
+def _column_names(columns: object) -> tuple[str, ...] | None:
+    """The names of the input metadata `columns` (a list or tuple of column names), once
+    each; None for any other value."""
+    if not isinstance(columns, list | tuple) or not columns:
+        return None
+    if not all(isinstance(name, str) and name for name in columns):
+        return None
+    return tuple(dict.fromkeys(columns))  # a name given twice is loaded once
 
 
 def _build(context: InputContext | OutputContext, producer: OutputContext) -> AssetSlice:

@@ -7,8 +7,9 @@ either keyed by partition key for `dict[str, ...]`; the element type of a `list[
 `Optional[...]` / `X | None` inputs get None where a plain input would raise
 `MissingPartitionError` (the upstream or a requested partition was never stored). An input
 mapped to no upstream partition, or whose partitions are all missing under
-`allow_missing_partitions`, gets an empty frame with the upstream's stored schema (data
-columns, then the typed partition columns) or, if nothing is stored, the partition columns.
+`allow_missing_partitions` (which skips them with one warning per input), gets an empty
+frame with the upstream's stored schema (data columns, then the typed partition columns) or,
+if nothing is stored, the partition columns.
 """
 
 import types
@@ -19,9 +20,9 @@ from typing import Any
 
 import polars as pl
 
-from pq_io_manager.asset_slice import AssetSlice
+from pq_io_manager.asset_slice import ALLOW_MISSING_PARTITIONS, AssetSlice
 from pq_io_manager.errors import ConfigurationError, MissingPartitionError
-from pq_io_manager.layout import PartitionColumn, partition_file
+from pq_io_manager.layout import DATA_FILE_NAME, PartitionColumn, partition_file
 from pq_io_manager.op_outputs import stored_files
 from pq_io_manager.partitions import split_columns
 from pq_io_manager.reading import (
@@ -30,11 +31,13 @@ from pq_io_manager.reading import (
     missing_hint,
     raise_if_removed,
     scan,
+    scan_each,
     split_files,
 )
 from pq_io_manager.storage import Dataset
 
 Files = list[tuple[str, str, tuple[PartitionColumn, ...]]]  # (partition key, uri, columns)
+MISSING_KEYS_SHOWN = 5  # keys a missing-partitions warning names; it counts the others
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ def load(source: AssetSlice, dataset: Dataset, warn: Callable[[str], None]) -> L
         return Loaded(None, [])
     annotation = _element_type(source.annotation)
     if not files and _dict_value_type(annotation) is None:
-        return Loaded(_as(annotation, _select(empty_frame(source, dataset), source)), [])
+        return Loaded(_as(annotation, _select([empty_frame(source, dataset)], source)[0]), [])
     try:
         return Loaded(shape_input(annotation, dataset, files, source), files)
     except Exception as error:  # listed, then read: was a file removed meanwhile?
@@ -74,9 +77,25 @@ def _files(source: AssetSlice, dataset: Dataset, warn: Callable[[str], None]) ->
         return unpartitioned_files(dataset, source.metadata, source.where)
     targets = {part.key: part.columns for part in source.partitions}
     found = find_files(dataset, targets, source.allow_missing, source.where)
-    for key in targets.keys() - found.keys():
-        warn(f"{source.where}: skipping missing partition {key!r} (allowed)")
+    missing = [key for key in targets if key not in found]
+    if missing:  # one warning per input, however many are missing (a sparse reader: thousands)
+        warn(_missing_summary(source, dataset, missing))
     return [(key, uri, targets[key]) for key, uri in found.items()]
+
+
+def _missing_summary(source: AssetSlice, dataset: Dataset, missing: list[str]) -> str:
+    """One line for all the partitions an `allow_missing_partitions` input skips."""
+    shown = ", ".join(repr(key) for key in missing[:MISSING_KEYS_SHOWN])
+    more = len(missing) - MISSING_KEYS_SHOWN
+    if more > 0:
+        shown += f" and {more} more"
+    names = [column.name for column in source.partitions[0].columns]
+    pattern = "/".join([dataset.root, *(f"{name}=<{name}>" for name in names), DATA_FILE_NAME])
+    return (
+        f"{source.where}: skipping {len(missing)} of {len(source.partitions)} requested "
+        f"partition(s) with no data at {pattern}: {shown} (allowed by the input's metadata "
+        f"{ALLOW_MISSING_PARTITIONS!r}; materialize them to load them)"
+    )
 
 
 def unpartitioned_files(dataset: Dataset, metadata: Any, where: str) -> Files:
@@ -110,26 +129,28 @@ def shape_input(annotation: Any, dataset: Dataset, files: Files, source: AssetSl
     """A LazyFrame (default), DataFrame or dict of either, as the input is annotated."""
     value_type = _dict_value_type(annotation)
     if value_type is not None:
-        return {
-            key: _as(value_type, _select(scan(dataset, [(uri, cols)]), source))
-            for key, uri, cols in files
-        }
+        frames = scan_each(dataset, [(uri, columns) for _, uri, columns in files])
+        # one schema for all (the record's, or the one file's): `columns` is checked once
+        selected = zip(files, _select(frames, source), strict=True)
+        return {key: _as(value_type, frame) for (key, _, _), frame in selected}
     frame = scan(dataset, [(uri, columns) for _, uri, columns in files])
-    return _as(annotation, _select(frame, source))
+    return _as(annotation, _select([frame], source)[0])
 
 
-def _select(frame: pl.LazyFrame, source: AssetSlice) -> pl.LazyFrame:
-    """Only the input's `columns` (projection pushdown: the others are never read)."""
-    if source.columns is None:
-        return frame
-    available = frame.collect_schema().names()
+def _select(frames: list[pl.LazyFrame], source: AssetSlice) -> list[pl.LazyFrame]:
+    """Only the input's `columns` (projection pushdown: the others are never read), checked
+    against the first frame's schema (known without a read: the record's, or a footer the
+    existence check read), which all the frames share."""
+    if source.columns is None or not frames:
+        return frames
+    available = frames[0].collect_schema().names()
     unknown = [name for name in source.columns if name not in available]
     if unknown:
         raise ConfigurationError(
             f"{source.where}: the input's metadata 'columns' names {unknown}, which the stored "
             f"data does not have (columns: {available}); fix the names"
         )
-    return frame.select(source.columns)
+    return [frame.select(source.columns) for frame in frames]
 
 
 def _as(annotation: Any, frame: pl.LazyFrame) -> pl.LazyFrame | pl.DataFrame:

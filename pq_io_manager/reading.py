@@ -79,14 +79,35 @@ def split_files(dataset: Dataset, names: Sequence[str], where: str) -> Located:
 def scan(dataset: Dataset, files: Located) -> pl.LazyFrame:
     """One lazy frame over the files, typed partition columns parsed from their paths."""
     uris = [uri for uri, _ in files]
-    hive = {column.name: column.dtype for column in files[0][1]}
-    options: dict[str, Any] = {"hive_partitioning": bool(hive), **dataset.store.polars_options()}
-    if hive:
-        options["hive_schema"] = hive
+    options = _scan_options(dataset, files[0][1])
     if len(uris) == 1:
         # the scan whose footer proved the file exists: polars reuses it, as raw polars would
         return dataset.opened(uris[0], options)
-    record = _record(dataset, list(hive))
+    return _recorded_scan(dataset, uris, options)
+
+
+def scan_each(dataset: Dataset, files: Located) -> list[pl.LazyFrame]:
+    """One lazy frame per file (a `dict` input's), in order. Several files were proven to exist
+    by a listing: each is scanned with the dataset's recorded schema, so none reads its footer
+    before it is collected, and all have the same columns (null where a file lacks one)."""
+    if len(files) == 1:
+        return [scan(dataset, files)]
+    return [
+        _recorded_scan(dataset, [uri], _scan_options(dataset, columns)) for uri, columns in files
+    ]
+
+
+def _scan_options(dataset: Dataset, columns: Sequence[PartitionColumn]) -> dict[str, Any]:
+    hive = {column.name: column.dtype for column in columns}
+    options: dict[str, Any] = {"hive_partitioning": bool(hive), **dataset.store.polars_options()}
+    if hive:
+        options["hive_schema"] = hive
+    return options
+
+
+def _recorded_scan(dataset: Dataset, uris: list[str], options: dict[str, Any]) -> pl.LazyFrame:
+    """A scan planned from the schema record (no footer read), unified across the files."""
+    record = _record(dataset, list(options.get("hive_schema", {})))
     schema = None if record is None else pl.Schema(record.columns)
     return pl.scan_parquet(uris, schema=schema, missing_columns="insert", **options)
 

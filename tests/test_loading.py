@@ -1,5 +1,6 @@
 """Loading inputs: lazy scans with pushdown, only the partitions asked for, and credentials."""
 
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -8,9 +9,14 @@ import pytest
 from dagster._core.types.dagster_type import resolve_dagster_type
 from dagster_aws.s3 import S3Resource
 
-from pq_io_manager import CredentialsError, PartitionedParquetIOManager, WriteError
+from pq_io_manager import (
+    ConfigurationError,
+    CredentialsError,
+    PartitionedParquetIOManager,
+    WriteError,
+)
 from pq_io_manager.schema_record import SchemaRecord
-from tests.lake import Lake, s3_lake
+from tests.lake import Lake, local_lake, s3_lake
 from tests.servers import S3Endpoint
 from tests.servers.moto_server import MotoServer
 from tests.test_io_manager import DAILY, materialize, orders, orders_for
@@ -125,6 +131,7 @@ def test_partitioned_write_with_explicit_credentials(s3_endpoint: S3Endpoint, bu
     listed = s3_endpoint.client().list_objects_v2(Bucket=bucket)["Contents"]
     assert [item["Key"] for item in listed] == [
         "seed/.pq-meta/orders/_schema.json",
+        "seed/.pq-staging/.last-sweep",  # the start-of-run sweep's claim, outside the dataset
         "seed/orders/date=2024-01-05/data.parquet",
     ]
 
@@ -193,3 +200,56 @@ def test_each_load_reuses_the_decoded_schema_record(monkeypatch: pytest.MonkeyPa
 
     assert all(load.schema() == record.schema() for load in loads)
     assert len(decodes) == 2  # the data and the partition schema, once each
+
+
+def test_the_columns_metadata_selects_data_columns_of_lazy_and_dict_inputs(
+    tmp_path: Path,
+) -> None:
+    lake = local_lake(tmp_path / "lake")  # what S3 requests it costs: tests/test_pruning.py
+    for day in ["2024-01-05", "2024-01-06"]:
+        materialize(lake, [orders], partition_key=day)
+    picked = {"columns": ["amount", "order_id"], "allow_missing_partitions": True}
+    seen: dict[str, Any] = {}
+
+    upstream = {"orders": dg.AssetIn(metadata=picked)}
+
+    @dg.asset(ins=upstream)
+    def whole(orders: pl.LazyFrame) -> None:
+        seen["whole"] = orders.collect()
+
+    @dg.asset(ins=upstream)
+    def each(orders: dict[str, pl.DataFrame]) -> None:
+        seen["each"] = orders
+
+    materialize(lake, [orders, whole, each], selection=[whole, each])
+
+    assert seen["whole"].columns == ["amount", "order_id"]  # not country, nor the date
+    assert seen["whole"].height == 8
+    assert list(seen["each"]) == ["2024-01-05", "2024-01-06"]
+    for day, frame in seen["each"].items():
+        assert frame.equals(orders_for(day).select("amount", "order_id"))
+
+
+@pytest.mark.parametrize(
+    ("columns", "refused"),
+    [
+        ("amount", r"not 'amount' \(one column is a list too: \['amount'\]\)"),
+        (["amount", 3], r"not \['amount', 3\]"),
+        ([], r"must be a non-empty list of column names.*not \[\]"),
+    ],
+    ids=["string", "not-a-string", "empty"],
+)
+def test_a_malformed_columns_metadata_is_refused(
+    tmp_path: Path, columns: object, refused: str
+) -> None:
+    lake = local_lake(tmp_path / "lake")
+
+    @dg.asset(partitions_def=DAILY, ins={"orders": dg.AssetIn(metadata={"columns": columns})})
+    def picky(orders: pl.DataFrame) -> None:
+        raise AssertionError("never called: the input is refused first")
+
+    with pytest.raises(
+        ConfigurationError,
+        match=rf"input 'orders' of asset 'orders' partition '2024-01-05'.*{refused}",
+    ):
+        materialize(lake, [orders, picky], selection=[picky], partition_key="2024-01-05")
