@@ -7,6 +7,7 @@ a killed writer expires with its lease.
 
 import json
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -14,11 +15,13 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from pq_io_manager import PartitionValueError, WriteError
+from pq_io_manager import PartitionValueError, QueryError, WriteError
+from pq_io_manager.partitioned_sink import PartitionedSink
 from pq_io_manager.stores import LocalStore
 from pq_io_manager.writer_lock import LOCK_NAME
-from tests.faults_support import private_proxy, proxied_lake, server_endpoint, wait_for
+from tests.faults_support import leftovers, private_proxy, proxied_lake, server_endpoint, wait_for
 from tests.lake import Lake
+from tests.test_faults import SETTLE_SECONDS
 from tests.test_io_manager import materialize
 
 pytestmark = pytest.mark.every_s3_server
@@ -54,19 +57,43 @@ def test_a_refused_value_leaves_the_previous_version_whole(lake: Lake) -> None:
     assert contents(lake) == before
 
 
-def test_a_failing_lazy_query_leaves_the_previous_version_whole(lake: Lake) -> None:
+def test_a_failing_lazy_query_leaves_the_previous_version_whole(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
     materialize(lake, [customers_asset(VERSION_1)])
     before = contents(lake)
+    named = _named_files(monkeypatch)
+    rows = 2_000_000  # many morsels: the countries' files are open when the last row fails
 
     @dg.asset(name="customers", metadata={"partition_by": ["country"]})
     def failing() -> pl.LazyFrame:
-        text = pl.LazyFrame({"country": ["it", "es", "fr"], "count": ["4", "5", "six"]})
-        return text.with_columns(pl.col("count").str.to_integer(strict=True))
+        n = pl.int_range(0, rows, eager=True)
+        countries = pl.Series("country", ["it", "es", "fr"]).gather(n % 3)
+        text = pl.when(pl.col("n") < rows - 1).then(pl.lit("4")).otherwise(pl.lit("six"))
+        frame = pl.LazyFrame({"n": n, "country": countries})
+        return frame.select("country", count=text.str.to_integer(strict=True))
 
-    with pytest.raises(Exception, match=r"six|strict"):
+    with pytest.raises(QueryError, match=r"(?s)polars query failed.*six.*nothing was published"):
         materialize(lake, [failing])
 
+    assert named, "the query failed before the sink opened any file: nothing to clean up"
+    if lake.endpoint is not None:
+        time.sleep(SETTLE_SECONDS)  # polars may complete a failed sink's upload in the background
     assert contents(lake) == before
+    assert leftovers(lake) == ([], [])
+
+
+def _named_files(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The staged files the partitioned sink names from now on (it opens each one)."""
+    named: list[str] = []
+    name = PartitionedSink._name
+
+    def recording(self: PartitionedSink, arguments: Any) -> str:
+        named.append(name(self, arguments))
+        return named[-1]
+
+    monkeypatch.setattr(PartitionedSink, "_name", recording)
+    return named
 
 
 @pytest.mark.parametrize(
@@ -96,11 +123,14 @@ def test_a_connection_failing_on_the_third_file_leaves_the_previous_version_whol
         proxy.fail_requests_matching(third_upload, status=403)
         version_2 = {"country": ["it", "es", "pt", "fr"], "count": [4, 5, 6, 7]}
 
-        with pytest.raises(WriteError):
+        with pytest.raises(WriteError, match=r"(?s)writing s3://.*/customers failed.*403"):
             materialize(lake, [customers_asset(version_2)])
         proxy.clear_faults()
 
+        assert uploads.next() >= 3, "the third upload was never refused"
+        # (no settle: cleanup waited 15 s for the uploads that had landed, see staged_files)
         assert contents(lake) == before
+        assert leftovers(lake) == ([], [])
 
 
 def test_two_concurrent_rewrites_never_mix(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
