@@ -16,7 +16,7 @@ from pq_io_manager.errors import WriteError, brief
 from pq_io_manager.frames import Frame
 from pq_io_manager.layout import PartitionColumn, check_storable, metadata_uri
 from pq_io_manager.schema_record import SchemaRecord, update
-from pq_io_manager.staged_files import Staged, discard_all, run_all
+from pq_io_manager.staged_files import Staged, discard_all, publish_all, run_all
 from pq_io_manager.writer_lock import LOCK_NAME, writer_lock
 
 if TYPE_CHECKING:
@@ -115,11 +115,8 @@ def _stage_all(dataset: "Dataset", parts: Parts, where: str) -> list[Staged]:
 def _publish_all(dataset: "Dataset", staged: Sequence[Staged], where: str) -> list["WrittenFile"]:
     from pq_io_manager.storage import WrittenFile
 
-    def publish(file: Staged) -> WrittenFile:
-        size = dataset.store.publish(file.staged, file.final, file.size_bytes)
-        return WrittenFile(file.final, file.columns, file.row_count, size)
-
-    done, errors = run_all(publish, staged)
+    published, errors = publish_all(dataset.store, staged)
+    done = [WrittenFile(file.final, file.columns, file.row_count, size) for file, size in published]
     if errors:
         raise WriteError(
             f"{where}: publishing failed after {len(done)} of {len(staged)} files "

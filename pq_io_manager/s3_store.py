@@ -128,9 +128,11 @@ class S3Store:
         """An object appears only when its PUT or CompleteMultipartUpload succeeds."""
         return True
 
-    def publish(self, staged: str, final: str, size: int | None = None) -> int:
+    def publish(
+        self, staged: str, final: str, size: int | None = None, keep_staged: bool = False
+    ) -> int:
         """Copy server-side in one request (multipart above 5 GB: one atomic completion too),
-        then drop the staged object."""
+        then drop the staged object (unless `keep_staged`: the caller deletes a batch)."""
         source = dict(zip(("Bucket", "Key"), split_s3_uri(staged), strict=True))
         bucket, key = split_s3_uri(final)
         if size is None:
@@ -139,7 +141,8 @@ class S3Store:
             self.client.copy_object(CopySource=source, Bucket=bucket, Key=key)  # type: ignore[arg-type]
         else:
             self.client.copy(source, bucket, key)  # type: ignore[arg-type]
-        self.delete([staged])
+        if not keep_staged:
+            self.delete([staged])
         return size
 
     def delete(self, uris: Iterable[str]) -> None:

@@ -2,6 +2,7 @@
 publishing them, and removing them after a failure. No Dagster import.
 """
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,23 @@ def run_all(
         futures = [pool.submit(function, item) for item in items]
     done = [future.result() for future in futures if future.exception() is None]
     errors = [error for future in futures if (error := future.exception()) is not None]
+    return done, errors
+
+
+def publish_all(
+    store: Store, staged: Sequence[Staged]
+) -> tuple[list[tuple[Staged, int]], list[BaseException]]:
+    """Publish every staged file (each atomically, 8 at a time), each with its size, and the
+    errors; then remove the published files' staged copies in one `delete` (one request on S3
+    for up to 1000 partitions, instead of one each)."""
+
+    def publish(file: Staged) -> tuple[Staged, int]:
+        return file, store.publish(file.staged, file.final, file.size_bytes, keep_staged=True)
+
+    done, errors = run_all(publish, staged)
+    # published whole already: a staged copy a failed delete leaves is ours, and swept later
+    with contextlib.suppress(Exception):
+        store.delete([file.staged for file, _ in done])
     return done, errors
 
 

@@ -73,9 +73,13 @@ class Store(Protocol):
     def atomic_uploads(self) -> bool:
         """Whether a file written in one go appears whole or not at all (S3 PUT/multipart)."""
 
-    def publish(self, staged: str, final: str, size: int | None = None) -> int:
+    def publish(
+        self, staged: str, final: str, size: int | None = None, keep_staged: bool = False
+    ) -> int:
         """Atomically make the staged file visible at `final` (replacing it); its size
-        (`size`: the staged file's size when the writer knows it, which saves a request)."""
+        (`size`: the staged file's size when the writer knows it, which saves a request).
+        `keep_staged`: the caller deletes the staged files of many publishes in one `delete`
+        (a store that moves the file leaves nothing to delete)."""
 
     def delete(self, uris: Iterable[str]) -> None:
         """Delete files; missing ones are ignored."""
@@ -169,9 +173,11 @@ class LocalStore:
         """Files are written in place, so they must be staged and renamed."""
         return False
 
-    def publish(self, staged: str, final: str, size: int | None = None) -> int:
+    def publish(
+        self, staged: str, final: str, size: int | None = None, keep_staged: bool = False
+    ) -> int:
         """`os.replace` is atomic on POSIX within one filesystem; fsync makes it durable (a
-        local `stat` is cheap: `size` is not needed)."""
+        local `stat` is cheap: `size` is not needed; a rename leaves no staged file)."""
         self.prepare(final)
         _fsync(staged)
         size = os.stat(staged).st_size

@@ -25,7 +25,7 @@ from pq_io_manager.partitioned_sink import PartitionedSink, SinkedFile
 from pq_io_manager.range_keys import KEY_PREFIX, RangeIndex, RefusedKeyError, missing_columns
 from pq_io_manager.replacement import replace_staged
 from pq_io_manager.splits import split_keys
-from pq_io_manager.staged_files import Staged, discard_all, run_all
+from pq_io_manager.staged_files import Staged, discard_all, publish_all, run_all
 from pq_io_manager.storage import Dataset, WrittenFile
 from pq_io_manager.write_errors import storage_error, write_error
 
@@ -140,11 +140,11 @@ def _stage_empty(
 def _publish_each(dataset: Dataset, staged: Sequence[Staged], where: str) -> list[WrittenFile]:
     """Publish every staged partition (each atomically, 8 at a time)."""
 
-    def publish(file: Staged) -> WrittenFile:
-        size = dataset.store.publish(file.staged, file.final, file.size_bytes)
-        return WrittenFile(file.final, file.columns, file.row_count, size)
-
-    written, errors = run_all(publish, staged)
+    published_files, errors = publish_all(dataset.store, staged)
+    written = [
+        WrittenFile(file.final, file.columns, file.row_count, size)
+        for file, size in published_files
+    ]
     if not errors:
         return written
     published = {file.uri for file in written}

@@ -59,10 +59,16 @@ def half_failing_lake(
     if request.param == "local":
         original = LocalStore.publish
 
-        def refusing(store: LocalStore, staged: str, final: str, size: int | None = None) -> int:
+        def refusing(
+            store: LocalStore,
+            staged: str,
+            final: str,
+            size: int | None = None,
+            keep_staged: bool = False,
+        ) -> int:
             if "2024-01-06" in final:
                 raise OSError(28, "No space left on device (injected)")
-            return original(store, staged, final, size)
+            return original(store, staged, final, size, keep_staged)
 
         monkeypatch.setattr(LocalStore, "publish", refusing)
         yield local_lake(tmp_path / "lake")

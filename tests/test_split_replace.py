@@ -212,10 +212,15 @@ def _hold_first_publish(
         publish = store.publish
 
         def held_publish(
-            self: Any, staged: str, final: str, size: int | None = None, _publish: Any = publish
+            self: Any,
+            staged: str,
+            final: str,
+            size: int | None = None,
+            keep_staged: bool = False,
+            _publish: Any = publish,
         ) -> int:
             _wait_if_first(holder, lock, reached, release)
-            return int(_publish(self, staged, final, size))
+            return int(_publish(self, staged, final, size, keep_staged))
 
         monkeypatch.setattr(store, "publish", held_publish)
 

@@ -161,7 +161,7 @@ def test_a_backfill_is_sunk_once_and_every_partition_of_the_range_published(
 
 
 @pytest.mark.s3
-def test_publishing_a_backfill_on_s3_asks_no_staged_file_its_size(
+def test_publishing_a_backfill_on_s3_asks_no_size_and_deletes_staging_at_once(
     moto_endpoint: S3Endpoint,
 ) -> None:
     moto_endpoint.client().create_bucket(Bucket="streamed-requests")
@@ -172,13 +172,17 @@ def test_publishing_a_backfill_on_s3_asks_no_staged_file_its_size(
     backfill(lake, lambda run_keys: events(keys, 100), keys)
 
     lines = Path(str(moto_endpoint.request_log)).read_text().splitlines()[start:]
+    records = [json.loads(line) for line in lines]
     staged_heads = [
         record
-        for record in map(json.loads, lines)
+        for record in records
         if record["method"] == "HEAD" and str(record["path"]).endswith(".parquet")
     ]
     assert staged_heads == []  # polars reported each staged file's size: no HEAD per partition
+    deletes = [r for r in records if r["method"] == "POST" and "delete" in str(r["path"])]
+    assert len(deletes) == 1  # the published partitions' staged copies go in one DeleteObjects
     assert lake.files() == partition_files(keys)
+    assert leftovers(lake) == ([], [])
 
 
 def test_a_backfill_with_rows_outside_the_range_publishes_nothing(lake: Lake) -> None:
