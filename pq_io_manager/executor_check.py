@@ -14,8 +14,11 @@ import os
 from pq_io_manager.errors import ConfigurationError
 from pq_io_manager.layout import is_s3_uri
 
-# Dagster's own executors: every step runs on this host, in this working directory.
-SAME_HOST_EXECUTORS = frozenset({"in_process", "multiprocess", "multi_or_in_process_executor"})
+# Dagster's own executors: every step runs on this host, in this working directory
+# (`execute_in_process_executor` is the one `materialize()` and `execute_in_process()` use).
+SAME_HOST_EXECUTORS = frozenset(
+    {"in_process", "execute_in_process_executor", "multiprocess", "multi_or_in_process_executor"}
+)
 
 logger = logging.getLogger(__name__)
 _WARNED: set[tuple[str, str]] = set()  # once per process: the check runs for every output

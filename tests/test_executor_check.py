@@ -32,10 +32,22 @@ def test_a_relative_local_path_is_refused_for_executors_running_steps_elsewhere(
 
 
 @pytest.mark.parametrize(
-    "executor_name", ["in_process", "multiprocess", "multi_or_in_process_executor"]
+    "executor_name",
+    ["in_process", "execute_in_process_executor", "multiprocess", "multi_or_in_process_executor"],
 )
 def test_same_host_executors_keep_relative_paths(executor_name: str) -> None:
     check_base_path_for_executor("data/lake", executor_name)  # no error
+
+
+def test_materialize_writes_to_the_relative_default_base_path_without_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)  # `materialize()` runs steps in this process, in this directory
+    with caplog.at_level(logging.WARNING):
+        result = dg.materialize([numbers], resources={"io_manager": PartitionedParquetIOManager()})
+    assert result.success
+    assert (tmp_path / "data" / "lake" / "numbers" / "data.parquet").is_file()
+    assert "other hosts" not in caplog.text
 
 
 def test_s3_paths_suit_every_executor() -> None:
