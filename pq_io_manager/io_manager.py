@@ -35,7 +35,7 @@ from pq_io_manager.layout import (
 )
 from pq_io_manager.maintenance import StorageMaintenance
 from pq_io_manager.op_outputs import refuse_non_frame, write_frame, write_none
-from pq_io_manager.output_metadata import output_metadata, partition_metadata
+from pq_io_manager.output_metadata import output_metadata, partition_metadata, written_line
 from pq_io_manager.partitions import split_columns
 from pq_io_manager.preview import MAX_PREVIEW_ROWS, preview_rows
 from pq_io_manager.resource_fields import check_fields
@@ -270,8 +270,7 @@ def _report(
 ) -> None:
     """Log each file; attach output metadata (with a preview of `rows` rows) and, for a run over
     several partitions, each partition's own metadata to that partition's materialization."""
-    for file in written:
-        context.log.info(f"wrote {file.row_count} rows ({file.size_bytes} bytes) to {file.uri}")
+    context.log.info(written_line(written, dataset.root))
     context.add_output_metadata(output_metadata(target, dataset, frame, written, rows))
     partitions = partition_metadata(target, dataset, written)
     if partitions and not _has_step_context(context):

@@ -65,3 +65,19 @@ def _files_metadata(
         "files": MetadataValue.json([file.uri for file in written]),
         "size_bytes": sum(file.size_bytes or 0 for file in written),
     }
+
+
+def written_line(written: Sequence[WrittenFile], root: str) -> str:
+    """The log line of an output's files."""
+    # one line per output, not per file: each line is an event Dagster stores (a 90-partition
+    # backfill spent a third of its run overhead storing 90 of them)
+    if len(written) == 1:
+        (file,) = written
+        return f"wrote {file.row_count} rows ({file.size_bytes} bytes) to {file.uri}"
+    rows = sum(file.row_count for file in written)
+    size = sum(file.size_bytes or 0 for file in written)
+    return (
+        f"wrote {rows} rows ({size} bytes) in {len(written)} files under {root}, e.g. "
+        f"{written[0].row_count} rows to {written[0].uri}; each partition's rows and size are "
+        "in its materialization's metadata"
+    )

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import os
+import re
 
 import dagster as dg
 import polars as pl
@@ -110,6 +111,41 @@ def test_output_metadata_and_log(lake: Lake) -> None:
     written = [message for message in messages if message.startswith("wrote 4 rows")]
     assert len(written) == 1
     assert lake.uri("orders/date=2024-01-05/data.parquet") in written[0]
+
+
+@dg.asset(
+    name="orders",
+    partitions_def=DAILY,
+    metadata={"partition_by": "date"},
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def ranged_orders(context: dg.AssetExecutionContext) -> pl.DataFrame:
+    """The orders of every day of the run's range, with their `date`."""
+    return pl.concat(
+        orders_for(key).with_columns(date=pl.lit(key).str.to_date())
+        for key in context.partition_keys
+    )
+
+
+def test_a_run_over_several_partitions_logs_one_line_for_its_files(lake: Lake) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    tags = range_tags("2024-01-05", "2024-01-07")
+    result = materialize(lake, [ranged_orders], tags=tags, instance=instance)
+
+    messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    written = [message for message in messages if message.startswith("wrote ")]
+    assert len(written) == 1  # each log line is an event Dagster stores: not one per partition
+    assert re.fullmatch(
+        rf"wrote 12 rows \(\d+ bytes\) in 3 files under {re.escape(lake.uri('orders'))}, e\.g\. "
+        r"4 rows to \S+/date=2024-01-0\d/data\.parquet; each partition's rows and size are in "
+        r"its materialization's metadata",
+        written[0],
+    )
+    rows = [
+        m.metadata["dagster/partition_row_count"].value
+        for m in result.asset_materializations_for_node("orders")
+    ]
+    assert rows == [4, 4, 4]
 
 
 def test_missing_upstream_partition_names_asset_key_and_path(lake: Lake) -> None:
