@@ -94,6 +94,7 @@ def test_demo_jobs_on_s3(moto_endpoint: S3Endpoint, tmp_path: Path) -> None:
         f"lake/.pq-meta/{asset}/_schema.json"
         for asset in ("raw_orders", "daily_sales", "weekly_sales", "regional_orders")
     }
+    expected |= {"lake/.pq-staging/.last-sweep"}  # when the last sweep was claimed
     assert set(keys) == expected, keys  # and no staging leftovers
     weekly = read_s3(
         moto_endpoint, f"s3://{bucket}/lake/weekly_sales/week_start={WEEK[0]}/data.parquet"
