@@ -19,7 +19,7 @@ from pq_io_manager.schema_record import SchemaRecord
 from tests.lake import Lake, local_lake, s3_lake
 from tests.servers import S3Endpoint
 from tests.servers.moto_server import MotoServer
-from tests.test_io_manager import DAILY, materialize, orders, orders_for
+from tests.test_io_manager import DAILY, materialize, orders, orders_for, range_tags, ranged_orders
 
 pytestmark = pytest.mark.every_s3_server
 
@@ -70,8 +70,7 @@ def test_dict_input_is_keyed_by_partition_key(lake: Lake) -> None:
 def load_requests(server: MotoServer, lake: Lake, partitions: int) -> list[tuple[str, str]]:
     """The requests sent while loading one partition of an asset holding `partitions`."""
     keys = DAILY.get_partition_keys()[:partitions]
-    for key in keys:
-        materialize(lake, [orders], partition_key=key)
+    materialize(lake, [ranged_orders], tags=range_tags(keys[0], keys[-1]))  # one run writes all
     manager = lake.io_manager()
     context = dg.build_input_context(
         asset_key=dg.AssetKey("orders"),
