@@ -90,7 +90,12 @@ class PartitionedSink:
                 **self.store.polars_options(),
             )
         except BaseException:  # also on KeyboardInterrupt: never leave staging behind
-            discard_in_flight(self.store, self.staged_uris())
+            named = self.staged_uris()
+            discard_in_flight(self.store, named)
+            # polars' threads can still name a file after the sink raised: clean those too
+            late = [uri for uri in self.staged_uris() if uri not in set(named)]
+            if late:
+                discard_in_flight(self.store, late)
             raise
         if self.refusal is not None:
             discard_all(self.store, self.staged_uris())  # the sink ended: all were committed

@@ -14,8 +14,11 @@ from pq_io_manager.stores import Store
 
 _THREADS = 8
 _DISCARD_QUIET_SECONDS = 5.0  # nothing showed up yet: a PUT of the sink may still be in flight
-_DISCARD_SETTLED_SECONDS = 15.0  # some showed up: the others may still be in flight
-_DISCARD_DEADLINE_SECONDS = 30.0
+# some showed up: the others may still be in flight (radosgw under CI load committed one of a
+# failed sink's files more than 15 s after the others)
+_DISCARD_SETTLED_SECONDS = 25.0
+_DISCARD_DEADLINE_SECONDS = 40.0
+_DISCARD_GONE_SECONDS = 2.0
 _DISCARD_INTERVAL_SECONDS = 0.1
 _Item = TypeVar("_Item")
 _Result = TypeVar("_Result")
@@ -87,7 +90,8 @@ def discard_in_flight(store: Store, staged: Sequence[str]) -> None:
         if any(present for _, present in found):
             seen_at = now
         seen.update(uri for uri, present in found if present)
-        if len(seen) == len(set(staged)):
+        # all seen: still look until they stayed gone a moment (a commit can land again)
+        if len(seen) == len(set(staged)) and now - (seen_at or now) >= _DISCARD_GONE_SECONDS:
             return
         if seen_at is None and now - started >= _DISCARD_QUIET_SECONDS:
             return
