@@ -93,7 +93,7 @@ class PartitionedSink:
             named = self.staged_uris()
             discard_in_flight(self.store, named)
             # polars' threads can still name a file after the sink raised: clean those too
-            late = [uri for uri in self.staged_uris() if uri not in set(named)]
+            late = self.staged_uris()[len(named) :]  # `named` is insertion-ordered: new at the end
             if late:
                 discard_in_flight(self.store, late)
             raise
