@@ -56,6 +56,7 @@ class PartitionedSink:
         self.label = label  # called with one row of the key columns; may raise to refuse it
         self.named: dict[str, Any] = {}
         self.refusal: Exception | None = None  # what `label` raised first
+        self.failed = False  # the sink raised: no more files may be named
         self._lock = threading.Lock()
 
     def staged_uris(self) -> list[str]:
@@ -90,12 +91,9 @@ class PartitionedSink:
                 **self.store.polars_options(),
             )
         except BaseException:  # also on KeyboardInterrupt: never leave staging behind
-            named = self.staged_uris()
-            discard_in_flight(self.store, named)
-            # polars' threads can still name a file after the sink raised: clean those too
-            late = self.staged_uris()[len(named) :]  # `named` is insertion-ordered: new at the end
-            if late:
-                discard_in_flight(self.store, late)
+            with self._lock:
+                self.failed = True  # polars' threads may still ask for a name: refuse them
+            discard_in_flight(self.store, self.staged_uris)
             raise
         if self.refusal is not None:
             discard_all(self.store, self.staged_uris())  # the sink ended: all were committed
@@ -104,13 +102,15 @@ class PartitionedSink:
 
     def _name(self, arguments: FileProviderArgs) -> str:
         name = f"{uuid.uuid4().hex}.parquet"
+        refusal: Exception | None = None
         try:
             label = self.label(arguments.partition_keys)
         except Exception as refused:  # finish the stream (see the module docstring)
-            label = refused
-            with self._lock:
-                self.refusal = self.refusal or refused
-        with self._lock:
+            label = refusal = refused
+        with self._lock:  # one section: a name is either refused or seen by the cleanup
+            if self.failed:  # a file named now could land after the cleanup has looked
+                raise WriteError(f"the partitioned sink into {self.staging} already failed")
+            self.refusal = self.refusal or refusal
             self.named[name] = label
         return name
 

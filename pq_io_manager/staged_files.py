@@ -13,6 +13,7 @@ from pq_io_manager.layout import PartitionColumn
 from pq_io_manager.stores import Store
 
 _THREADS = 8
+PUBLISH_THREADS = 32  # server-side copies wait on the server, not on us (boto3 pool: 32)
 _DISCARD_QUIET_SECONDS = 5.0  # nothing showed up yet: a PUT of the sink may still be in flight
 # some showed up: the others may still be in flight (radosgw under CI load committed one of a
 # failed sink's files more than 15 s after the others)
@@ -36,10 +37,10 @@ class Staged:
 
 
 def run_all(
-    function: Callable[[_Item], _Result], items: Sequence[_Item]
+    function: Callable[[_Item], _Result], items: Sequence[_Item], threads: int = _THREADS
 ) -> tuple[list[_Result], list[BaseException]]:
-    """Run `function` on every item (8 at a time); the results and the errors."""
-    with ThreadPoolExecutor(min(_THREADS, max(1, len(items)))) as pool:
+    """Run `function` on every item (`threads` at a time); the results and the errors."""
+    with ThreadPoolExecutor(min(threads, max(1, len(items)))) as pool:
         futures = [pool.submit(function, item) for item in items]
     done = [future.result() for future in futures if future.exception() is None]
     errors = [error for future in futures if (error := future.exception()) is not None]
@@ -56,7 +57,7 @@ def publish_all(
     def publish(file: Staged) -> tuple[Staged, int]:
         return file, store.publish(file.staged, file.final, file.size_bytes, keep_staged=True)
 
-    done, errors = run_all(publish, staged)
+    done, errors = run_all(publish, staged, PUBLISH_THREADS)
     # published whole already: a staged copy a failed delete leaves is ours, and swept later
     with contextlib.suppress(Exception):
         store.delete([file.staged for file, _ in done])
@@ -69,20 +70,21 @@ def discard_all(store: Store, staged: Sequence[str]) -> None:
         run_all(store.discard, staged)  # the original error matters more than a failed cleanup
 
 
-def discard_in_flight(store: Store, staged: Sequence[str]) -> None:
+def discard_in_flight(store: Store, names: Callable[[], Sequence[str]]) -> None:
     """Remove the files (and half-uploads) of a polars write that failed, waiting for it to settle.
 
     polars finishes (commits) a failed write's uploads in the background after raising, usually
-    within milliseconds but sometimes seconds later on a loaded server, each file once. So keep
-    cleaning until every file has shown up once (and is gone), or until a quiet period when
-    nothing ever showed up (e.g. a refused connection), or until what did show up has stayed
-    gone for a while (a file polars never started). Only a failed write pays this, once for all
-    its files; a sink refusing a key does not fail (see `partitioned_sink`) so never waits here.
+    within milliseconds but sometimes seconds later on a loaded server, each file once; its
+    threads may even name a file after it raised. So `names` is read again on every pass, and
+    cleaning goes on until every file has shown up once (and is gone), or until a quiet period
+    when nothing ever showed up (e.g. a refused connection), or until what did show up has
+    stayed gone for a while (a file polars never started). Only a failed write pays this, once
+    for all its files; a sink refusing a key does not fail (see `partitioned_sink`).
     """
     started = time.monotonic()
     seen_at: float | None = None
     seen: set[str] = set()
-    while staged and time.monotonic() - started < _DISCARD_DEADLINE_SECONDS:
+    while (staged := list(names())) and time.monotonic() - started < _DISCARD_DEADLINE_SECONDS:
         found, errors = run_all(lambda uri: (uri, store.discard(uri)), staged)
         if errors:  # the original error matters more than a failed cleanup
             return
@@ -91,7 +93,7 @@ def discard_in_flight(store: Store, staged: Sequence[str]) -> None:
             seen_at = now
         seen.update(uri for uri, present in found if present)
         # all seen: still look until they stayed gone a moment (a commit can land again)
-        if len(seen) == len(set(staged)) and now - (seen_at or now) >= _DISCARD_GONE_SECONDS:
+        if seen.issuperset(staged) and now - (seen_at or now) >= _DISCARD_GONE_SECONDS:
             return
         if seen_at is None and now - started >= _DISCARD_QUIET_SECONDS:
             return

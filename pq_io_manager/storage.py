@@ -169,7 +169,7 @@ class Dataset:
         try:
             row_count = self._write_staged(frame, staged, metadata)
         except BaseException as error:  # also on KeyboardInterrupt: never leave staging behind
-            discard_in_flight(self.store, [staged])
+            discard_in_flight(self.store, lambda: [staged])
             raise write_error(error, where, final) from error
         try:
             size = self.store.publish(staged, final)
@@ -250,7 +250,7 @@ class Dataset:
         try:
             return staged, self._write_staged(frame, staged, metadata)
         except BaseException as error:
-            discard_in_flight(self.store, [staged])
+            discard_in_flight(self.store, lambda: [staged])
             raise write_error(error, where, final) from error
 
     def _footer(self, uri: str) -> tuple[pl.Schema, dict[str, str]]:
