@@ -67,6 +67,7 @@ class S3Connection:
         config = Config(
             retries={"max_attempts": self.max_attempts, "mode": "standard"},
             s3={"addressing_style": "path"},
+            max_pool_connections=32,
         )
         return self.session.client(
             "s3",
