@@ -1,9 +1,10 @@
 """Scenario 8: a single-run backfill of a LazyFrame over many daily partitions, 1x and 4x.
 
 The IO manager (one streaming pass into staging, then each partition published) against raw
-polars' `sink_parquet(pl.PartitionBy(...))` of the same frame; one fresh interpreter per
-measurement, peak RSS from VmHWM (as scenario 5). The goal: peak RSS <= 1.25x raw and flat from
-1x to 4x, time <= 1.15x raw.
+polars' `sink_parquet(pl.PartitionBy(...))` of the same frame, and against that sink inside the
+same Dagster run (Dagster's share of the time, which no IO manager can avoid); one fresh
+interpreter per measurement, peak RSS from VmHWM (as scenario 5). The goal: peak RSS <= 1.25x
+raw and flat from 1x to 4x, time <= 1.15x raw.
 
 Standalone: `python -m benchmarks.backfill_rss [--rows N] [--stores local,moto] [--rounds R]`.
 `python -m benchmarks.run` runs it in full mode only (10M and 40M rows, 90 partitions).
@@ -19,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from benchmarks.contenders import OURS, RAW
+from benchmarks.contenders import OURS, RAW, RAW_IN_DAGSTER
 from benchmarks.data import mixed_frame
 from benchmarks.measure import Row, add_ratios
 from benchmarks.session import Session
@@ -29,6 +30,8 @@ from benchmarks.targets import Target, open_target
 PARTITIONS = 60
 COPIES = 10  # the source file is scanned this many times (1x); 4x scans it 4 times as often
 FACTORS = (1, 4)
+CONTENDERS = (OURS, RAW, RAW_IN_DAGSTER)
+DIRECTORIES = {OURS: "backfill_rss", RAW: "raw", RAW_IN_DAGSTER: "raw_in_dagster"}
 
 
 def _job(
@@ -55,12 +58,12 @@ def measure(
     found: list[Row] = []
     for factor in FACTORS:
         name = f"8 backfill {rows * factor / 1e6:g}M rows x {partitions} partitions"
-        results: dict[str, list[dict[str, float]]] = {OURS: [], RAW: []}
+        results: dict[str, list[dict[str, float]]] = {contender: [] for contender in CONTENDERS}
         rows_by = {contender: Row(name, target.name, contender) for contender in results}
         for round_index in range(rounds):
-            order = [OURS, RAW] if round_index % 2 == 0 else [RAW, OURS]
-            for contender in order:
-                target.remove("raw" if contender == RAW else "backfill_rss")
+            shift = round_index % len(CONTENDERS)  # each contender goes first in turn
+            for contender in CONTENDERS[shift:] + CONTENDERS[:shift]:
+                target.remove(DIRECTORIES[contender])
                 job = _job(target, contender, source, COPIES * factor, partitions)
                 try:
                     results[contender].append(run_child(job, module="benchmarks.backfill_child"))
@@ -129,6 +132,12 @@ def goals(rows: list[Row], store: str) -> list[dict[str, Any]]:
             "backfill time <= 1.15x raw",
             store,
             ratio("median_s", (large, OURS), (large, RAW)),
+            1.15,
+        ),
+        _goal(  # not the issue's goal: the same limit without Dagster's share, which we can't cut
+            "(shown) backfill time <= 1.15x raw in the same Dagster run",
+            store,
+            ratio("median_s", (large, OURS), (large, RAW_IN_DAGSTER)),
             1.15,
         ),
     ]

@@ -10,22 +10,31 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.patches import Rectangle
 
-from benchmarks.contenders import DAGSTER_POLARS, DELTA, OURS, PICKLE, RAW, RAW_PREFIX
+from benchmarks.contenders import (
+    DAGSTER_POLARS,
+    DELTA,
+    OURS,
+    PICKLE,
+    RAW,
+    RAW_IN_DAGSTER,
+    RAW_PREFIX,
+)
 from benchmarks.measure import Row
 from benchmarks.scale_chart import draw_scale
 from benchmarks.scale_report import sizes_of
 from benchmarks.scaling import parse_name
 
-ORDER = (OURS, RAW, RAW_PREFIX, PICKLE, DAGSTER_POLARS, DELTA)
+ORDER = (OURS, RAW, RAW_PREFIX, RAW_IN_DAGSTER, PICKLE, DAGSTER_POLARS, DELTA)
 COLORS = {
     OURS: "#1f77b4",
     RAW: "#7f7f7f",
     RAW_PREFIX: "#bcbd22",
+    RAW_IN_DAGSTER: "#9467bd",
     PICKLE: "#ff7f0e",
     DAGSTER_POLARS: "#2ca02c",
     DELTA: "#d62728",
 }
-WIDTH = 0.13
+WIDTH = 0.11
 
 
 def _draw_scenario(axis: Axes, rows: Sequence[Row], stores: Sequence[str]) -> None:

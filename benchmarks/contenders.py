@@ -21,6 +21,8 @@ from benchmarks.targets import BUCKET, Target
 OURS = "pq_io_manager"
 RAW = "raw polars"
 RAW_PREFIX = "raw polars, prefix scan"  # scan_parquet(root/, hive_partitioning=True) + filter
+# scenario 8: raw polars' sink inside the same Dagster run (its events, no IO manager)
+RAW_IN_DAGSTER = "raw polars in a Dagster run"
 PICKLE = "pickle"
 DAGSTER_POLARS = "dagster-polars"
 DELTA = "deltalake"

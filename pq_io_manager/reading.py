@@ -98,10 +98,13 @@ def scan_each(dataset: Dataset, files: Located) -> list[pl.LazyFrame]:
 
 
 def _scan_options(dataset: Dataset, columns: Sequence[PartitionColumn]) -> dict[str, Any]:
-    hive = {column.name: column.dtype for column in columns}
+    return _hive_options(dataset, {column.name: column.dtype for column in columns})
+
+
+def _hive_options(dataset: Dataset, hive: Mapping[str, pl.DataType]) -> dict[str, Any]:
     options: dict[str, Any] = {"hive_partitioning": bool(hive), **dataset.store.polars_options()}
     if hive:
-        options["hive_schema"] = hive
+        options["hive_schema"] = dict(hive)
     return options
 
 
@@ -114,9 +117,7 @@ def _recorded_scan(dataset: Dataset, uris: list[str], options: dict[str, Any]) -
 
 def has_file(dataset: Dataset, uri: str, hive: Mapping[str, pl.DataType]) -> bool:
     """Whether the data file exists, by reading its footer (which the scan then reuses)."""
-    options: dict[str, Any] = {"hive_partitioning": bool(hive), **dataset.store.polars_options()}
-    if hive:
-        options["hive_schema"] = dict(hive)
+    options = _hive_options(dataset, hive)
     try:
         dataset.opened(uri, options).collect_schema()
     except FileNotFoundError:

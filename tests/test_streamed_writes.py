@@ -74,6 +74,21 @@ def ranged_asset(make: Any) -> dg.AssetsDefinition:
     return ranged
 
 
+def split_asset(frame: pl.LazyFrame) -> dg.AssetsDefinition:
+    """`events` unpartitioned, split into one directory per day by its `date` column."""
+
+    @dg.asset(name="events", metadata={"partition_by": ["date"]})
+    def split() -> pl.LazyFrame:
+        return frame
+
+    return split
+
+
+def materialize_split(lake: Lake, frame: pl.LazyFrame) -> dg.ExecuteInProcessResult:
+    """One run replacing the split `events` by `frame`."""
+    return dg.materialize([split_asset(frame)], resources={"io_manager": lake.io_manager()})
+
+
 def backfill(lake: Lake, make: Any, keys: list[str]) -> dg.ExecuteInProcessResult:
     """One run writing `keys` of `events`."""
     return dg.materialize(
@@ -361,12 +376,12 @@ def test_a_backfill_far_larger_than_memory_is_written_with_bounded_peak_rss(
     assert growth < 900 * 2**20
 
 
-KILLED_BACKFILL = r"""
+KILLED_WRITER = r"""
 import json, os, sys
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 from pq_io_manager import PartitionedParquetIOManager
-from tests.test_streamed_writes import events, ranged_asset
+from tests.test_streamed_writes import events, ranged_asset, split_asset
 
 spec = json.loads(sys.argv[1])
 resource = None
@@ -378,11 +393,15 @@ if "endpoint_url" in spec:
     )
 manager = PartitionedParquetIOManager(base_path=spec["base_path"], s3=resource)
 keys = spec["keys"]
-# all rows in the range's first day: its file outgrows a part soonest
-dg.materialize([ranged_asset(lambda run_keys: events(run_keys[:1], spec["rows"], "killed"))],
-               resources={"io_manager": manager},
-               tags={"dagster/asset_partition_range_start": keys[0],
-                     "dagster/asset_partition_range_end": keys[-1]})
+# all rows in the first day: its file outgrows a part soonest
+if spec["kind"] == "split":
+    dg.materialize([split_asset(events(keys[:1], spec["rows"], "killed"))],
+                   resources={"io_manager": manager})
+else:
+    dg.materialize([ranged_asset(lambda run_keys: events(run_keys[:1], spec["rows"], "killed"))],
+                   resources={"io_manager": manager},
+                   tags={"dagster/asset_partition_range_start": keys[0],
+                         "dagster/asset_partition_range_end": keys[-1]})
 """
 
 
@@ -396,18 +415,23 @@ def staging_in_progress(lake: Lake) -> bool:
 
 
 @pytest.mark.slow
-def test_a_killed_backfill_keeps_every_previous_version_and_its_staging_is_swept(
-    lake: Lake, tmp_path: Path
+@pytest.mark.parametrize("kind", ["backfill", "split"])
+def test_a_killed_multi_partition_write_keeps_every_previous_version_and_its_staging_is_swept(
+    lake: Lake, tmp_path: Path, kind: str
 ) -> None:
     keys = days(1, 2)
-    backfill(lake, lambda run_keys: events(run_keys, 100, "old"), keys)
+    if kind == "split":
+        materialize_split(lake, events(keys, 100, "old"))
+    else:
+        backfill(lake, lambda run_keys: events(run_keys, 100, "old"), keys)
     before = etags(lake)
     # on S3, polars uploads a file in parts once it outgrows 32 MiB: 16M rows make 43 MB
-    spec = worker_spec(lake, keys, rows=MULTIPART_ROWS if lake.endpoint else 4_000_000)
+    rows = MULTIPART_ROWS if lake.endpoint else 4_000_000
+    spec = worker_spec(lake, keys, rows=rows, kind=kind)
     log_path = tmp_path / "worker.log"
     with open(log_path, "wb") as log_file:
         worker = subprocess.Popen(
-            [sys.executable, "-c", KILLED_BACKFILL, json.dumps(spec)],
+            [sys.executable, "-c", KILLED_WRITER, json.dumps(spec)],
             cwd=REPO,
             env=worker_environment(lake),
             stdout=log_file,
