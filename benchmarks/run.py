@@ -7,6 +7,7 @@ Runs every scenario on every store, prints the results and goal tables, and writ
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import shutil
@@ -58,6 +59,12 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         default=",".join(str(number) for number in range(1, len(SCENARIOS) + 1)),
         help="comma-separated scenario numbers to run (default: all)",
     )
+    parser.add_argument(
+        "--stream-rounds",
+        type=int,
+        default=None,
+        help="rounds of the fresh-interpreter scenarios 5 and 8 (default 3; more when noisy)",
+    )
     return parser.parse_args(argv)
 
 
@@ -96,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     logging.getLogger("dagster").setLevel(logging.WARNING)
     sizes = QUICK if arguments.quick else FULL
+    if arguments.stream_rounds:
+        sizes = dataclasses.replace(sizes, stream_rounds=arguments.stream_rounds)
     output = arguments.output or REPO / "benchmarks" / "results" / (
         "quick" if arguments.quick else ""
     )

@@ -50,7 +50,7 @@ def run_all(
 def publish_all(
     store: Store, staged: Sequence[Staged]
 ) -> tuple[list[tuple[Staged, int]], list[BaseException]]:
-    """Publish every staged file (each atomically, 8 at a time), each with its size, and the
+    """Publish every staged file (each atomically, 32 at a time), each with its size, and the
     errors; then remove the published files' staged copies in one `delete` (one request on S3
     for up to 1000 partitions, instead of one each)."""
 

@@ -138,7 +138,7 @@ def _stage_empty(
 
 
 def _publish_each(dataset: Dataset, staged: Sequence[Staged], where: str) -> list[WrittenFile]:
-    """Publish every staged partition (each atomically, 8 at a time)."""
+    """Publish every staged partition (each atomically, 32 at a time)."""
 
     published_files, errors = publish_all(dataset.store, staged)
     written = [
