@@ -42,47 +42,50 @@ def frame(job: dict[str, Any]) -> pl.LazyFrame:
     return pl.concat(copies).with_columns(date=(pl.lit(START) + days).cast(pl.Date))
 
 
-def _run(target: Target, asset: dg.AssetsDefinition, partitions: int) -> Callable[[], object]:
+def _backfill(compute: Callable[[], Any], metadata: dict[str, str] | None = None) -> Any:
+    """`compute` as the daily asset `backfill_rss`, written for a range in one run."""
+    return dg.asset(
+        name="backfill_rss",
+        partitions_def=dg.DailyPartitionsDefinition(start_date=START.isoformat()),
+        metadata=metadata,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )(compute)
+
+
+def _run(
+    asset: dg.AssetsDefinition, partitions: int, resources: dict[str, Any]
+) -> Callable[[], object]:
     """One run of `asset` over the first `partitions` days (a single-run backfill)."""
-    manager = PartitionedParquetIOManager(base_path=target.root, s3=target.s3_resource())
     last = (START + dt.timedelta(days=partitions - 1)).isoformat()
     tags = {
         "dagster/asset_partition_range_start": START.isoformat(),
         "dagster/asset_partition_range_end": last,
     }
-    return lambda: dg.materialize([asset], resources={"io_manager": manager}, tags=tags)
+    return lambda: dg.materialize([asset], resources=resources, tags=tags)
 
 
 def _ours(job: dict[str, Any], target: Target) -> Callable[[], object]:
     output = frame(job)
 
-    @dg.asset(
-        name="backfill_rss",
-        partitions_def=dg.DailyPartitionsDefinition(start_date=START.isoformat()),
-        metadata={"partition_by": "date"},
-        backfill_policy=dg.BackfillPolicy.single_run(),
-    )
     def backfill_rss() -> pl.LazyFrame:
         return output
 
-    return _run(target, backfill_rss, job["partitions"])
+    manager = PartitionedParquetIOManager(base_path=target.root, s3=target.s3_resource())
+    asset = _backfill(backfill_rss, {"partition_by": "date"})
+    return _run(asset, job["partitions"], {"io_manager": manager})
 
 
 def _raw_in_dagster(job: dict[str, Any], target: Target) -> Callable[[], object]:
-    """The same run whose asset sinks the frame itself (`-> None`: no IO manager is called),
-    so it pays Dagster's part (the run, one materialization event per partition) and nothing
-    of ours: the IO manager's own cost is ours minus this."""
+    """The same run whose asset sinks the frame itself (`-> None`: no IO manager is called,
+    and none of ours is even set up: Dagster's default stands in), so it pays Dagster's part
+    (the run, one materialization event per partition) and nothing of ours: the IO manager's
+    own cost is ours minus this."""
     sink = _raw(job, target, "raw_in_dagster")
 
-    @dg.asset(
-        name="backfill_rss",
-        partitions_def=dg.DailyPartitionsDefinition(start_date=START.isoformat()),
-        backfill_policy=dg.BackfillPolicy.single_run(),
-    )
     def backfill_rss() -> None:
         sink()
 
-    return _run(target, backfill_rss, job["partitions"])
+    return _run(_backfill(backfill_rss), job["partitions"], {})
 
 
 def _raw(job: dict[str, Any], target: Target, directory: str = "raw") -> Callable[[], object]:
